@@ -1,0 +1,131 @@
+"""ClusterState: the policy-relevant Kubernetes objects, kept as the plain dicts `kubectl -o json` prints.
+
+Both readers (snapshot files and the live list+watch) feed the same store, and the policy layer builds
+its graph from it. Objects stay in their API form (camelCase keys) so that a snapshot written by
+`hubbletui snapshot` is exactly what `kubectl apply` or a later `--cluster DIR` reads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+# kind -> (apiVersion group, namespaced). Order matters only for deterministic output.
+KINDS: dict[str, tuple[str, bool]] = {
+    "Namespace": ("", False),
+    "Pod": ("", True),
+    "ServiceAccount": ("", True),
+    "Service": ("", True),
+    "Deployment": ("apps", True),
+    "StatefulSet": ("apps", True),
+    "DaemonSet": ("apps", True),
+    "ReplicaSet": ("apps", True),
+    "ReplicationController": ("", True),
+    "Job": ("batch", True),
+    "CronJob": ("batch", True),
+    "NetworkPolicy": ("networking.k8s.io", True),
+    "CiliumNetworkPolicy": ("cilium.io", True),
+    "CiliumClusterwideNetworkPolicy": ("cilium.io", False),
+    "AuthorizationPolicy": ("security.istio.io", True),
+    "PeerAuthentication": ("security.istio.io", True),
+}
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob")
+POLICY_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "AuthorizationPolicy",
+                "PeerAuthentication")
+
+Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped kinds
+
+
+def object_key(obj: dict) -> Key:
+    meta = obj.get("metadata") or {}
+    kind = obj.get("kind", "")
+    namespaced = KINDS.get(kind, ("", True))[1]
+    return (meta.get("namespace") or "default") if namespaced else "", meta.get("name") or ""
+
+
+@dataclass
+class Change:
+    """One change to the store: what a listener (the policy graph) needs to update incrementally."""
+
+    action: str  # "upsert" | "delete"
+    kind: str
+    key: Key
+    obj: dict | None
+
+
+@dataclass
+class ClusterState:
+    """A thread-safe store of objects by kind; `generation` bumps on every change."""
+
+    objects: dict[str, dict[Key, dict]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    generation: int = 0
+    source: str = ""  # "snapshot DIR" or "live context X": shown to users
+    warnings: list[str] = field(default_factory=list)  # what could not be read (a CRD missing, RBAC, a bad file)
+    skipped_kinds: Counter = field(default_factory=Counter)  # unknown kinds met while loading
+    _listeners: list[Callable[[Change], None]] = field(default_factory=list, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def upsert(self, obj: dict) -> bool:
+        """Store ``obj``; returns False (and counts it) when its kind is not one we model."""
+        kind = obj.get("kind", "")
+        if kind not in KINDS:
+            self.skipped_kinds[kind or "<no kind>"] += 1
+            return False
+        key = object_key(obj)
+        with self._lock:
+            self.objects[kind][key] = obj
+            self.generation += 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(Change("upsert", kind, key, obj))
+        return True
+
+    def delete(self, kind: str, key: Key) -> None:
+        with self._lock:
+            if self.objects.get(kind, {}).pop(key, None) is None:
+                return
+            self.generation += 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(Change("delete", kind, key, None))
+
+    def replace_kind(self, kind: str, objs: list[dict]) -> None:
+        """Set the whole list of one kind (a relist after `410 Gone`)."""
+        with self._lock:
+            old = set(self.objects[kind])
+            new = {object_key(o): o for o in objs}
+            self.objects[kind] = new
+            self.generation += 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            for key in old - set(new):
+                listener(Change("delete", kind, key, None))
+            for key, obj in new.items():
+                listener(Change("upsert", kind, key, obj))
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        return self.objects.get(kind, {}).get((namespace, name))
+
+    def list(self, kind: str) -> list[dict]:
+        with self._lock:
+            return [self.objects[kind][k] for k in sorted(self.objects.get(kind, {}))]
+
+    def __iter__(self) -> Iterator[dict]:
+        for kind in KINDS:
+            yield from self.list(kind)
+
+    def subscribe(self, listener: Callable[[Change], None]) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def ensure_namespace(self, name: str) -> None:
+        """A namespace referenced but absent gets the label the API server would have given it."""
+        if name and ("", name) not in self.objects["Namespace"]:
+            self.upsert({"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}})
+
+    def counts(self) -> dict[str, int]:
+        return {kind: len(objs) for kind, objs in self.objects.items() if objs}
