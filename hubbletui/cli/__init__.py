@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         code = int(result) if isinstance(result, int) else ExitCode.OK
     except click.exceptions.Exit as exc:
         code = exc.exit_code
+    except SystemExit as exc:
+        # click turns a closed stdout (EPIPE, `| head`) into exit(1) after pacifying the streams: that is a
+        # reader that has seen enough, not an error
+        pacified = isinstance(sys.stdout, click.utils.PacifyFlushWrapper)
+        code = ExitCode.OK if pacified else (exc.code if isinstance(exc.code, int) else ExitCode.ERROR)
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
@@ -112,3 +117,7 @@ def _silence_stdout_if_broken() -> None:
     except (BrokenPipeError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+def run() -> None:
+    sys.exit(main())

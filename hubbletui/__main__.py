@@ -1,0 +1,5 @@
+"""`python -m hubbletui` is the `hubbletui` command."""
+
+from hubbletui.cli import run
+
+run()

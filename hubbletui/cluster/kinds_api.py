@@ -1,0 +1,77 @@
+"""Where each kind of ClusterState lives in the Kubernetes API, and how to ask for it.
+
+Built-in kinds go through the typed client APIs, custom resources through CustomObjectsApi. Every call
+asks for the raw response (`_preload_content=False`) so objects stay exactly as the API server wrote them
+(camelCase JSON, unknown fields kept) instead of passing through the client's model classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubernetes import client
+
+
+class RawResponse(Protocol):
+    """The part of urllib3's HTTPResponse we use."""
+
+    data: bytes
+
+    def __iter__(self) -> Any: ...
+
+    def release_conn(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    group: str  # "" for the core group
+    versions: tuple[str, ...]  # tried in order; the first one served wins
+    plural: str
+    typed_list: str | None  # "CoreV1Api.list_pod_for_all_namespaces"; None means a custom resource
+    consequence: str  # what the user loses when the kind cannot be read ("" when obvious)
+
+    def group_version(self, version: str) -> str:
+        return f"{self.group}/{version}" if self.group else version
+
+    def call(self, api_client: client.ApiClient, version: str, **params: Any) -> RawResponse:
+        """One list or watch request; ``params`` are the client's own (limit, _continue, watch, ...)."""
+        params["_preload_content"] = False
+        if self.typed_list is None:
+            api = client.CustomObjectsApi(api_client)
+            return api.list_cluster_custom_object(self.group, version, self.plural, **params)
+        api_class, method = self.typed_list.split(".")
+        return getattr(getattr(client, api_class)(api_client), method)(**params)
+
+
+_CORE, _APPS, _BATCH = "CoreV1Api", "AppsV1Api", "BatchV1Api"
+
+RESOURCES: dict[str, Resource] = {r.kind: r for r in (
+    Resource("Namespace", "", ("v1",), "namespaces", f"{_CORE}.list_namespace",
+             "namespace selectors will not see namespace labels"),
+    Resource("Pod", "", ("v1",), "pods", f"{_CORE}.list_pod_for_all_namespaces",
+             "workloads will stand for their pods through pod templates"),
+    Resource("ServiceAccount", "", ("v1",), "serviceaccounts", f"{_CORE}.list_service_account_for_all_namespaces",
+             "service-account selectors will not see service-account labels"),
+    Resource("Service", "", ("v1",), "services", f"{_CORE}.list_service_for_all_namespaces", ""),
+    Resource("Deployment", "apps", ("v1",), "deployments", f"{_APPS}.list_deployment_for_all_namespaces", ""),
+    Resource("StatefulSet", "apps", ("v1",), "statefulsets", f"{_APPS}.list_stateful_set_for_all_namespaces", ""),
+    Resource("DaemonSet", "apps", ("v1",), "daemonsets", f"{_APPS}.list_daemon_set_for_all_namespaces", ""),
+    Resource("ReplicaSet", "apps", ("v1",), "replicasets", f"{_APPS}.list_replica_set_for_all_namespaces", ""),
+    Resource("ReplicationController", "", ("v1",), "replicationcontrollers",
+             f"{_CORE}.list_replication_controller_for_all_namespaces", ""),
+    Resource("Job", "batch", ("v1",), "jobs", f"{_BATCH}.list_job_for_all_namespaces", ""),
+    Resource("CronJob", "batch", ("v1",), "cronjobs", f"{_BATCH}.list_cron_job_for_all_namespaces", ""),
+    Resource("NetworkPolicy", "networking.k8s.io", ("v1",), "networkpolicies",
+             "NetworkingV1Api.list_network_policy_for_all_namespaces",
+             "Kubernetes NetworkPolicies will not be evaluated"),
+    Resource("CiliumNetworkPolicy", "cilium.io", ("v2",), "ciliumnetworkpolicies", None,
+             "Cilium policies will not be evaluated"),
+    Resource("CiliumClusterwideNetworkPolicy", "cilium.io", ("v2",), "ciliumclusterwidenetworkpolicies", None,
+             "clusterwide Cilium policies will not be evaluated"),
+    Resource("AuthorizationPolicy", "security.istio.io", ("v1", "v1beta1"), "authorizationpolicies", None,
+             "Istio authorization will not be evaluated"),
+    Resource("PeerAuthentication", "security.istio.io", ("v1", "v1beta1"), "peerauthentications", None,
+             "Istio mTLS modes will not be checked"),
+)}

@@ -1,0 +1,251 @@
+"""The compiled form every policy kind is translated into: rules with a subject selector, peers and ports.
+
+A `Rule` is one entry of `ingress`, `egress`, `ingressDeny` or `egressDeny` (or a NetworkPolicy rule as Cilium
+translates it). Inside one rule the peers are ORed, and peers AND ports (AND L7) must all match. Rules are
+immutable once compiled, so their per-identity answers are cached on them and shared by every engine view.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from hubbletui.policy.ports import IcmpClause, NamedPorts, PortClause, PortSet
+from hubbletui.policy.selectors import Selector
+from hubbletui.policy.subjects import Subject
+
+INGRESS, EGRESS = "ingress", "egress"
+ALLOW, DENY = "allow", "deny"
+
+
+@dataclass(frozen=True)
+class PolicyKey:
+    kind: str
+    namespace: str  # "" for CiliumClusterwideNetworkPolicy
+    name: str
+
+    @property
+    def ref(self) -> str:
+        """The form Hubble's PolicyRef.ref uses: Kind/ns/name, or Kind/name when cluster-scoped."""
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One way a rule names the other side. ``kind``: endpoints | entities | cidr | services | fqdn | unsupported."""
+
+    kind: str
+    field: str  # where it came from, e.g. "fromEndpoints[1]", for explanations
+    selectors: tuple[Selector, ...] = ()
+    entity: str = ""
+    cidr: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    excepts: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    fqdn: tuple[str, str] = ("", "")  # ("matchName"|"matchPattern", value)
+    note: str = ""
+
+    def matches(self, peer: Subject) -> bool:
+        if self.kind in ("endpoints", "entities", "services"):
+            labels = peer.labels
+            return any(s.matches(labels) for s in self.selectors)
+        if self.kind == "cidr":
+            return self._cidr_matches(peer)
+        if self.kind == "fqdn":
+            return any(_fqdn_matches(self.fqdn, name) for name in peer.dns_names)
+        return False
+
+    def _cidr_matches(self, peer: Subject) -> bool:
+        if not peer.cidr_matchable or self.cidr is None:
+            return False
+        if not peer.ip:
+            # the world as a whole: only a rule covering every address of it admits "world"
+            return self.cidr.prefixlen == 0 and not self.excepts
+        addr = ipaddress.ip_address(peer.ip)
+        if addr.version != self.cidr.version or addr not in self.cidr:
+            return False
+        return not any(addr.version == e.version and addr in e for e in self.excepts)
+
+    def describe(self) -> str:
+        if self.kind in ("endpoints", "services"):
+            return "; ".join(s.to_text() for s in self.selectors) or "nothing"
+        if self.kind == "entities":
+            return f"entity {self.entity}"
+        if self.kind == "cidr":
+            text = str(self.cidr)
+            return text + (f" except {', '.join(map(str, self.excepts))}" if self.excepts else "")
+        if self.kind == "fqdn":
+            return f"{self.fqdn[0]} {self.fqdn[1]}"
+        return self.note
+
+    def lacks(self, peer: Subject) -> list[dict]:
+        """What ``peer`` misses to be admitted by this peer clause (empty when it is admitted)."""
+        if self.matches(peer):
+            return []
+        if self.kind in ("endpoints", "services", "entities"):
+            options = [s.missing(peer.labels) for s in self.selectors]
+            if not options:
+                return [_lack("peer", "nothing", f"{self.field} admits nothing")]
+            best = min(options, key=len)
+            if self.kind == "entities":
+                return [_lack("peer", "entity", f"be the {self.entity} entity", key=self.entity)]
+            return [{"side": "peer", **req.describe()} for req in best]
+        if self.kind == "cidr":
+            if not peer.cidr_matchable:
+                return [_lack("peer", "cidr", f"be an address outside the cluster in {self.describe()} "
+                                              "(CIDR rules never match pods or nodes)")]
+            if not peer.ip:
+                return [_lack("peer", "cidr", f"an IP in {self.describe()} (name an IP to check)")]
+            return [_lack("peer", "cidr", f"an IP in {self.describe()}")]
+        if self.kind == "fqdn":
+            return [_lack("peer", "fqdn", f"a DNS name matching {self.fqdn[1]} (learnt from DNS)")]
+        return [_lack("peer", "unsupported", self.note or f"{self.field} is not evaluated")]
+
+
+def _lack(side: str, what: str, text: str, **extra) -> dict:
+    return {"side": side, "what": what, "text": text, **extra}
+
+
+def _fqdn_matches(fqdn: tuple[str, str], name: str) -> bool:
+    mode, value = fqdn
+    name = name.lower().rstrip(".")
+    value = value.lower().rstrip(".")
+    if mode == "matchName":
+        return name == value
+    if value == "*":
+        return True
+    # "*" stands for one DNS label's characters, a leading "**." for any number of labels
+    pattern = re.escape(value).replace(r"\*\*\.", r"(?:[-a-z0-9_]+\.)+").replace(r"\*", r"[-a-z0-9_]*")
+    return re.fullmatch(pattern, name) is not None
+
+
+@dataclass(frozen=True)
+class PortBlock:
+    """One `toPorts` entry: its port clauses and the L7 rules the proxy enforces on them."""
+
+    clauses: tuple[PortClause, ...]
+    l7: tuple[str, ...] = ()  # human descriptions of L7 rules; non-empty means the proxy decides per request
+
+    def matches(self, port: int, protocol: str, named_ports: NamedPorts) -> bool:
+        return any(c.matches(port, protocol, named_ports) for c in self.clauses)
+
+
+@dataclass(eq=False)
+class Rule:
+    policy: PolicyKey
+    path: str  # "spec.ingress[0]", "specs[1].egressDeny[0]", "spec.ingress[2]" (NetworkPolicy)
+    direction: str  # ingress | egress
+    action: str  # allow | deny
+    subject: Selector
+    peers: tuple[Peer, ...] = ()
+    all_peers: bool = False  # no L3 part: every peer (an L4-only rule, or NetworkPolicy's empty from/to)
+    ports: tuple[PortBlock, ...] = ()  # empty with no icmps: every port and ICMP
+    icmps: tuple[IcmpClause, ...] = ()
+    default_deny: bool = True  # whether selecting an endpoint puts its direction into default deny
+    notes: tuple[str, ...] = ()
+    _peer_cache: dict = field(default_factory=dict, repr=False)
+    _subject_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.policy.ref} {self.path}"
+
+    @property
+    def is_l4_restricted(self) -> bool:
+        return bool(self.ports or self.icmps)
+
+    def selects(self, subject: Subject) -> bool:
+        key = subject.labels.key
+        hit = self._subject_cache.get(key)
+        if hit is None:
+            hit = self._subject_cache[key] = self.subject.matches(subject.labels)
+        return hit
+
+    def admits_peer(self, peer: Subject) -> bool:
+        if self.all_peers:
+            return True
+        key = (peer.labels.key, peer.ip, peer.dns_names)
+        hit = self._peer_cache.get(key)
+        if hit is None:
+            hit = self._peer_cache[key] = any(p.matches(peer) for p in self.peers)
+        return hit
+
+    def port_match(self, port: int, protocol: str, named_ports: NamedPorts) -> tuple[bool, tuple[str, ...]]:
+        """(matches, L7 descriptions that then apply); L7 is empty when some matching block has no L7 rules."""
+        if not self.ports and not self.icmps:
+            return True, ()
+        if protocol.startswith("ICMP"):
+            return any(c.matches(port, protocol) for c in self.icmps), ()
+        l7: list[str] = []
+        for block in self.ports:
+            if block.matches(port, protocol, named_ports):
+                if not block.l7:
+                    return True, ()
+                l7.extend(block.l7)
+        return bool(l7), tuple(l7)
+
+    def port_set(self, named_ports: NamedPorts) -> PortSet:
+        if not self.ports and not self.icmps:
+            return PortSet.all()
+        ranges: dict[str, list[tuple[int, int]]] = {}
+        for block in self.ports:
+            for clause in block.clauses:
+                for proto, spans in clause.ranges(named_ports).items():
+                    ranges.setdefault(proto, []).extend(spans)
+        for icmp in self.icmps:
+            span = (0, 255) if icmp.type is None else (icmp.type, icmp.type)
+            ranges.setdefault(icmp.family, []).append(span)
+        return PortSet(ranges)
+
+    def ports_text(self) -> str:
+        if not self.ports and not self.icmps:
+            return "all ports"
+        parts = [c.text() for b in self.ports for c in b.clauses] + [i.text() for i in self.icmps]
+        return ", ".join(parts) or "no port"
+
+    def peers_text(self) -> str:
+        if self.all_peers:
+            return "every peer"
+        if not self.peers:
+            return "no peer"
+        return " | ".join(f"{p.field}: {p.describe()}" for p in self.peers)
+
+    def peer_lacks(self, peer: Subject) -> list[dict]:
+        if self.admits_peer(peer):
+            return []
+        if not self.peers:
+            return [_lack("peer", "nothing", f"{self.path} admits no peer (an empty rule)")]
+        return min((p.lacks(peer) for p in self.peers), key=_lack_weight)
+
+    def port_lacks(self, port: int, protocol: str, named_ports: NamedPorts) -> list[dict]:
+        if self.port_match(port, protocol, named_ports)[0]:
+            return []
+        shown = f"{port}/{protocol}" if not protocol.startswith("ICMP") else f"{protocol} type {port}"
+        named = [c.name for b in self.ports for c in b.clauses if c.name]
+        hint = ""
+        if named:
+            resolved = {n: [f"{p}/{pr}" for p, pr in named_ports.get(n, ())] for n in named}
+            hint = "; named ports on the destination: " + ", ".join(
+                f"{n}={'/'.join(v) if v else 'none'}" for n, v in resolved.items())
+        return [_lack("port", "port", f"port {shown} (the rule allows {self.ports_text()}{hint})",
+                      port=port, protocol=protocol, allowed=self.ports_text())]
+
+    def to_dict(self) -> dict:
+        return {"policy": self.policy.to_dict(), "ref": self.policy.ref, "path": self.path,
+                "direction": self.direction, "action": self.action}
+
+
+def _lack_weight(lacks: list[dict]) -> int:
+    # an unsupported or CIDR-against-pod mismatch is further away than any label a person could add
+    return sum(5 if lack["what"] in ("unsupported", "nothing", "fqdn") else 1 for lack in lacks)
+
+
+@dataclass
+class CompiledPolicy:
+    key: PolicyKey
+    rules: tuple[Rule, ...] = ()
+    notes: tuple[str, ...] = ()  # things we recognised but do not evaluate, malformed parts
+    uses_services: bool = False  # toServices: recompile when Services change
+    obj: dict | None = field(default=None, repr=False)
