@@ -13,6 +13,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
+from hubbletui.flows.decode import dns_names
 from hubbletui.flows.enums import DROP_REASON_NAME, TRACE_POINT_NAME, VERDICT_NAME
 from hubbletui.flows.labels import Selector, parse_selector
 from hubbletui.flows.model import Endpoint, Flow
@@ -129,9 +130,9 @@ def _event_type_matcher(entries) -> Predicate:
     return match
 
 
-def _names_matcher(values: Iterable[str], attr: str) -> Predicate:
+def _names_matcher(values: Iterable[str], side: int) -> Predicate:
     patterns = [re.compile(fnmatch.translate(v.rstrip(".")), re.I) for v in values]
-    return lambda flow: any(p.match(n.rstrip(".")) for n in getattr(flow, attr) for p in patterns)
+    return lambda flow: any(p.match(n.rstrip(".")) for n in dns_names(flow)[side] for p in patterns)
 
 
 def _status_matcher(values: Iterable[str]) -> Predicate:
@@ -241,9 +242,9 @@ def _compile(flt: flow_pb2.FlowFilter) -> Predicate:
             ids = set(value)
             checks.append(lambda f, s=ids: f.destination.identity in s)
         elif name == "source_fqdn":
-            checks.append(_names_matcher(value, "source_names"))
+            checks.append(_names_matcher(value, 0))
         elif name == "destination_fqdn":
-            checks.append(_names_matcher(value, "destination_names"))
+            checks.append(_names_matcher(value, 1))
         elif name == "node_name":
             checks.append(_node_matcher(value))
         elif name == "source_workload":

@@ -106,9 +106,7 @@ class Flow(NamedTuple):
     ingress_allowed_by: tuple[PolicyRef, ...]
     egress_denied_by: tuple[PolicyRef, ...]
     ingress_denied_by: tuple[PolicyRef, ...]
-    source_names: tuple[str, ...]
-    destination_names: tuple[str, ...]
-    raw: Any
+    raw: Any  # DNS names of the peers (source_names/destination_names) stay here: see decode.dns_names
 
     @property
     def is_drop(self) -> bool:

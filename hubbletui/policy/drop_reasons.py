@@ -125,7 +125,7 @@ _TABLE: dict[int, tuple[str, str, str, str]] = {
           "Lower the sender's packet size or MTU, or enable fragment tracking in Cilium."),
     158: ("SERVICE_BACKEND_NOT_FOUND", "service",
           "The flow went to a Service address, but the Service has no backend to send it to.",
-          "Check the Service's selector and its EndpointSlices: are the backend pods ready?"),
+          "Check that the Service's selector matches ready pods; its EndpointSlices list the backends."),
     160: ("NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT", "encapsulation",
           "The destination lives on another node, but no tunnel endpoint is known for it.",
           "Check that the remote node is known to Cilium (`cilium node list`) and that its pod CIDR is "

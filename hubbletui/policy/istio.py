@@ -188,6 +188,7 @@ class _RuleResult:
     status: str
     lacks: list[_Outcome] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # kept only when the rule mattered to the verdict
 
 
 @dataclass
@@ -227,12 +228,12 @@ class _Peer:
 
 
 class _RuleEvaluator:
-    """Evaluates the rules of one policy for one peer; collects notes worth showing a person."""
+    """Evaluates the rules of one policy for one peer, noting what it had to assume."""
 
-    def __init__(self, peer: _Peer, action: str, ref: str, policy_namespace: str, notes: list[str]):
-        self.peer, self.action, self.ref, self.policy_namespace, self.notes = (
-            peer, action, ref, policy_namespace, notes)
+    def __init__(self, peer: _Peer, action: str, ref: str, policy_namespace: str):
+        self.peer, self.action, self.ref, self.policy_namespace = peer, action, ref, policy_namespace
         self.widening = action != "ALLOW"  # DENY/CUSTOM: what cannot be evaluated counts as a match
+        self.notes: list[str] = []  # of the rule being evaluated
 
     def _note(self, text: str) -> None:
         if text not in self.notes:
@@ -261,7 +262,7 @@ class _RuleEvaluator:
     def _identity(self, field_name: str, values: list[str], actual: str | None, noun: str,
                   matcher=string_match) -> _Outcome:
         if self.peer.principal is None and not field_name.startswith("not"):
-            return _Outcome(_MISS, "mtls", f"mTLS identity ({self.peer.who} has no principal for {field_name})")
+            return _Outcome(_MISS, "mtls", f"mTLS identity ({self.peer.who} carries no principal)")
         return self._set(field_name, values, actual, matcher, noun, actual or "(none in its principal)")
 
     # -- HTTP attributes
@@ -349,7 +350,7 @@ class _RuleEvaluator:
         if key in ("source.principal", "source.namespace"):
             actual = peer.principal if key == "source.principal" else peer.namespace
             if peer.principal is None and values:
-                return [_Outcome(_MISS, "mtls", f"mTLS identity ({peer.who} has no principal for {key})")]
+                return [_Outcome(_MISS, "mtls", f"mTLS identity ({peer.who} carries no principal)")]
             return both(actual, string_match, key)
         if key in _IP_KEYS:
             if peer.source_ip is None:
@@ -367,6 +368,7 @@ class _RuleEvaluator:
         return [self._unevaluable(field_name, f"when {key or '(no key)'}", index)]
 
     def rule(self, rule: Mapping, index: int) -> _RuleResult:
+        self.notes = []
         rule = _dict(rule)
         sources = [_dict(f.get("source")) for f in map(_dict, _list(rule.get("from")))]
         operations = [_dict(t.get("operation")) for t in map(_dict, _list(rule.get("to")))]
@@ -392,7 +394,8 @@ class _RuleEvaluator:
         parts += [_combine(self.condition(c, index)) for c in conditions]
         result = _all_of(parts)
         if blockers:
-            return _RuleResult(_MISS, blockers + result.lacks)
+            result = _RuleResult(_MISS, blockers + result.lacks)
+        result.notes = self.notes
         return result
 
     @staticmethod
@@ -485,9 +488,12 @@ def evaluate_authz(policies: Iterable[Mapping], root_namespace: str, dest_namesp
     peer = _Peer.build(source_principal, source_namespace, port, is_http, request, source_ip)
     notes: list[str] = []
     by_action: dict[str, list[Mapping]] = {a: [] for a in _ACTIONS}
-    for policy in sorted((p for p in policies if isinstance(p, Mapping)), key=policy_ref):
-        ref = policy_ref(policy)
-        scope = _scope(policy, root_namespace, dest_namespace, dest_labels)
+    scoped: list[tuple[str, str, Mapping]] = []
+    for policy in policies:
+        scope = _scope(policy, root_namespace, dest_namespace, dest_labels) if isinstance(policy, Mapping) else ""
+        if scope not in ("", "elsewhere"):
+            scoped.append((policy_ref(policy), scope, policy))
+    for ref, scope, policy in sorted(scoped, key=lambda item: item[0]):
         if scope == "targetref":
             notes.append(f"{ref} uses targetRefs (a gateway or waypoint enforces it), not this workload's sidecar")
         elif scope == "dry-run":
@@ -501,7 +507,7 @@ def evaluate_authz(policies: Iterable[Mapping], root_namespace: str, dest_namesp
 
     def matches(policy: Mapping, action: str) -> list[tuple[int, _RuleResult]]:
         evaluator = _RuleEvaluator(peer, action, policy_ref(policy),
-                                   _dict(policy.get("metadata")).get("namespace") or "default", notes)
+                                   _dict(policy.get("metadata")).get("namespace") or "default")
         return [(i, evaluator.rule(rule, i)) for i, rule in enumerate(_list(_dict(policy.get("spec")).get("rules")))]
 
     on = f"on {port}"
@@ -513,6 +519,7 @@ def evaluate_authz(policies: Iterable[Mapping], root_namespace: str, dest_namesp
             if result.status != _MISS:
                 provider = str(_dict(_dict(policy.get("spec")).get("provider")).get("name") or "(no provider)")
                 qualifier = f" for requests with {'; '.join(result.conditions)}" if result.status == _UNKNOWN else ""
+                notes.extend(result.notes)
                 notes.append(f"custom: decided by external authorizer {provider} ({policy_ref(policy)} rule {i} "
                              f"matches{qualifier}); we cannot know its answer and treat it as not denying")
                 custom = custom or (policy_ref(policy), i, provider)
@@ -521,6 +528,8 @@ def evaluate_authz(policies: Iterable[Mapping], root_namespace: str, dest_namesp
     deny_hit: tuple[str, int] | None = None
     for policy in by_action["DENY"]:
         for i, result in matches(policy, "DENY"):
+            if result.status != _MISS:
+                notes.extend(result.notes)
             if result.status == _MATCH and deny_hit is None:
                 deny_hit = (policy_ref(policy), i)
             elif result.status == _UNKNOWN:
@@ -530,7 +539,7 @@ def evaluate_authz(policies: Iterable[Mapping], root_namespace: str, dest_namesp
     if deny_hit:
         return IstioDecision(False, "DENY", f"DENY policy {deny_hit[0]} rule {deny_hit[1]} refuses {peer.who} {on}",
                              matched=deny_hit, applicable_allow=tuple(policy_ref(p) for p in by_action["ALLOW"]),
-                             notes=tuple(notes), conditional=False)
+                             notes=_unique(notes), conditional=False)
 
     allows = by_action["ALLOW"]
     applicable_allow = tuple(policy_ref(p) for p in allows)
@@ -538,13 +547,14 @@ def evaluate_authz(policies: Iterable[Mapping], root_namespace: str, dest_namesp
         if custom:
             return IstioDecision(True, "CUSTOM", f"custom: decided by external authorizer {custom[2]} "
                                  f"({custom[0]} rule {custom[1]}); no ALLOW policy applies, so Istio itself "
-                                 f"allows {peer.who} {on}", matched=custom[:2], notes=tuple(notes),
+                                 f"allows {peer.who} {on}", matched=custom[:2], notes=_unique(notes),
                                  conditional=conditional)
         return IstioDecision(True, "NONE", f"no ALLOW policy applies to this workload, so Istio allows {peer.who} "
-                             f"{on}", notes=tuple(notes), conditional=conditional)
+                             f"{on}", notes=_unique(notes), conditional=conditional)
 
-    full: tuple[str, int] | None = None
-    partial: tuple[str, int, list[str]] | None = None
+    full: tuple[str, int, list[str]] | None = None
+    partial: tuple[str, int, list[str], list[str]] | None = None
+    miss_notes: list[str] = []
     misses: list[NearMiss] = []
     empty: list[str] = []
     for policy in allows:
@@ -554,29 +564,35 @@ def evaluate_authz(policies: Iterable[Mapping], root_namespace: str, dest_namesp
             empty.append(ref)
         for i, result in results:
             if result.status == _MATCH:
-                full = full or (ref, i)
+                full = full or (ref, i, result.notes)
             elif result.status == _UNKNOWN:
-                partial = partial or (ref, i, result.conditions)
+                partial = partial or (ref, i, result.conditions, result.notes)
             else:
+                miss_notes.extend(result.notes)
                 misses.append(NearMiss(ref, i, tuple(o.text for o in result.lacks),
                                        tuple(o.field for o in result.lacks)))
 
     if full or partial:
         if full:
-            ref, i = full
+            ref, i, rule_notes = full
             reason = f"ALLOW policy {ref} rule {i} admits {peer.who} {on}"
         else:
-            ref, i, conds = partial
+            ref, i, conds, rule_notes = partial
             conditional = True
             reason = f"ALLOW policy {ref} rule {i} admits {peer.who} {on} only for requests with {'; '.join(conds)}"
         if custom:
             reason = f"custom: decided by external authorizer {custom[2]}; then {reason}"
         return IstioDecision(True, "CUSTOM" if custom else "ALLOW", reason, matched=(ref, i),
-                             applicable_allow=applicable_allow, notes=tuple(notes), conditional=conditional)
+                             applicable_allow=applicable_allow, notes=_unique(notes + rule_notes),
+                             conditional=conditional)
 
     misses.sort(key=lambda m: (len(m.lacks), m.policy, m.rule_index))
     return IstioDecision(False, "ALLOW", _denial_reason(peer.who, on, allows, misses, empty),
-                         applicable_allow=applicable_allow, nearest=tuple(misses), notes=tuple(notes))
+                         applicable_allow=applicable_allow, nearest=tuple(misses), notes=_unique(notes + miss_notes))
+
+
+def _unique(notes: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(notes))
 
 
 def _denial_reason(who: str, on: str, allows: list[Mapping], misses: list[NearMiss], empty: list[str]) -> str:
@@ -654,7 +670,7 @@ def mtls_decision(peer_authentications: Iterable[Mapping], root_namespace: str, 
             chain.append((level, policy, _mode(_dict(policy.get("spec")).get("mtls"))))
 
     for position, (level, policy, mode) in enumerate(chain):
-        if mode != "UNSET":
+        if True:
             ref = policy_ref(policy)
             where = {"port": f"its portLevelMtls for port {port}", "workload": "its workload selector",
                      "namespace": "namespace-wide", "mesh": "mesh-wide from the root namespace"}[level]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from hubbletui.flows.decode import dns_names
 from hubbletui.flows.enums import EVENT_TYPE_NAME, TRACE_SUB_TYPES
 from hubbletui.flows.model import Endpoint, Flow, LostEvents, NodeStatus
 from hubbletui.render.safe import printable
@@ -84,8 +85,9 @@ def _color(text: str, code: str, on: bool) -> str:
 
 def compact_line(flow: Flow, color: bool = False) -> str:
     """One line per flow, the shape of `hubble observe -o compact`: drops stand out in colour and by reason."""
-    src = endpoint_text(flow.source, flow.src_port, flow.source_names)
-    dst = endpoint_text(flow.destination, flow.dst_port, flow.destination_names)
+    src_names, dst_names = dns_names(flow)
+    src = endpoint_text(flow.source, flow.src_port, src_names)
+    dst = endpoint_text(flow.destination, flow.dst_port, dst_names)
     arrow = "<-" if flow.is_reply else "->"
     left, right = (dst, src) if flow.is_reply else (src, dst)
     verdict = _color(verdict_text(flow), _VERDICT_COLOR.get(flow.verdict, ""), color)
@@ -97,8 +99,9 @@ TABLE_HEADER = ("TIMESTAMP", "SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMAR
 
 
 def table_row(flow: Flow) -> tuple[str, ...]:
-    return (format_time(flow.time_ns), endpoint_text(flow.source, flow.src_port, flow.source_names),
-            endpoint_text(flow.destination, flow.dst_port, flow.destination_names), event_type_text(flow),
+    src_names, dst_names = dns_names(flow)
+    return (format_time(flow.time_ns), endpoint_text(flow.source, flow.src_port, src_names),
+            endpoint_text(flow.destination, flow.dst_port, dst_names), event_type_text(flow),
             verdict_text(flow), summary_text(flow))
 
 
