@@ -87,6 +87,7 @@ class FakeApiServer:
         self.max_lists_in_flight = 0
         self._lists_in_flight = 0
         self.requests: list[Request] = []
+        self.delivered: list[tuple[str, str, int]] = []  # (path, event type, resourceVersion) written to a watch
         self.rv = 100
         self._history: list[tuple[int, str, str, dict | None]] = []  # (rv, path, event type, object)
         self._compacted = 0
@@ -96,8 +97,7 @@ class FakeApiServer:
         self._paused = False
         self._closing = False
         self._cond = threading.Condition()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.app = self  # type: ignore[attr-defined]
         if tls_cert is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -288,22 +288,32 @@ def status(code: int, reason: str, message: str) -> dict:
             "reason": reason, "code": code}
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # the client opens a connection per kind at once; a short backlog would drop SYNs (a 1 s retransmit)
+    request_queue_size = 128
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body leave in one segment: separate small writes would meet delayed ACKs (40 ms a request)
+    wbufsize = -1
+    disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002  # quiet: tests read requests instead
+    def log_message(self, format: str, *args) -> None:  # quiet: tests read requests instead
         pass
 
     @property
     def app(self) -> FakeApiServer:
         return self.server.app  # type: ignore[attr-defined]
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         request = Request("GET", parts.path, query)
         self.app.requests.append(request)
-        if self.app.token and self.headers.get("Authorization") != f"Bearer {self.app.token}":
+        scheme, _, credentials = (self.headers.get("Authorization") or "").partition(" ")
+        if self.app.token and (scheme.lower() != "bearer" or credentials != self.app.token):  # scheme: any case
             return self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
         if parts.path not in self.app.served:
             return self._send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
@@ -351,6 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     return
                 self._chunk(json.dumps(event).encode() + b"\n")
+                self.app.delivered.append((path, event["type"], int(event["object"]["metadata"]["resourceVersion"])))
             self._end_chunks()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True

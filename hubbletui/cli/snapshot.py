@@ -23,15 +23,18 @@ def snapshot(context: str | None, kubeconfig: str | None, output_dir: Path) -> i
     from hubbletui.cluster.snapshot_write import write_snapshot
 
     conn = connect(context, kubeconfig)
-    listing = list_cluster(conn)
+    try:
+        listing = list_cluster(conn)
+    finally:
+        conn.api_client.close()
     result = write_snapshot(output_dir, {kind: listed.items for kind, listed in listing.listed.items()})
     counts = ", ".join(f"{len(listed.items)} {kind}" for kind, listed in listing.listed.items() if listed.items)
     empty = sum(1 for listed in listing.listed.values() if not listed.items)
     counts = f"{counts or 'no objects'}{f' ({empty} kinds empty)' if empty and counts else ''}"
-    click.echo(f"wrote {len(result.written)} files to {output_dir} from {one_line(conn.source)} "
+    click.echo(f"hubbletui: wrote {len(result.written)} files to {output_dir} from {one_line(conn.source)} "
                f"({one_line(conn.server)}): {counts}", err=True)
     for path in result.removed:
-        click.echo(f"removed {path}: left by an earlier snapshot, its kind could not be read now", err=True)
+        click.echo(f"hubbletui: removed {path}: left by an earlier snapshot, its kind could not be read now", err=True)
     for warning in listing.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"hubbletui: warning: {warning}", err=True)
     return ExitCode.OK

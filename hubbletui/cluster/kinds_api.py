@@ -8,7 +8,7 @@ asks for the raw response (`_preload_content=False`) so objects stay exactly as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from kubernetes import client
 
@@ -40,9 +40,9 @@ class Resource:
         params["_preload_content"] = False
         if self.typed_list is None:
             api = client.CustomObjectsApi(api_client)
-            return api.list_cluster_custom_object(self.group, version, self.plural, **params)
+            return cast(RawResponse, api.list_cluster_custom_object(self.group, version, self.plural, **params))
         api_class, method = self.typed_list.split(".")
-        return getattr(getattr(client, api_class)(api_client), method)(**params)
+        return cast(RawResponse, getattr(getattr(client, api_class)(api_client), method)(**params))
 
 
 _CORE, _APPS, _BATCH = "CoreV1Api", "AppsV1Api", "BatchV1Api"

@@ -10,9 +10,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ WATCH_SERVER_TIMEOUT = (300, 600)  # the server ends each watch after a random s
 HEALTHY_STREAM_SECONDS = 10.0  # a stream that lasted this long ended normally, not in a failure loop
 
 
-class KindUnavailable(Exception):
+class KindUnavailableError(Exception):
     """A kind that cannot be read; the message is the warning shown to the user."""
 
 
@@ -72,7 +72,9 @@ def load_live(context: str | None = None, kubeconfig: str | None = None, watch: 
     state.warnings.extend(w for w in listing.warnings if w not in state.warnings)
     if watch:
         watchers = Watchers(conn, state, listing.listed)
-        state.stop = watchers.stop  # type: ignore[attr-defined]  # the handle callers stop the threads with
+        state.stop = watchers.stop
+    else:
+        conn.api_client.close()
     return state
 
 
@@ -84,7 +86,7 @@ def list_cluster(conn: Connection) -> ClusterListing:
     for kind, future in futures.items():
         try:
             listing.listed[kind] = future.result()
-        except KindUnavailable as exc:
+        except KindUnavailableError as exc:
             listing.warnings.append(str(exc))
     return listing
 
@@ -99,7 +101,7 @@ def list_kind(conn: Connection, resource: Resource) -> Listed:
             if exc.status != 404:
                 raise _unavailable(conn, resource, "list", exc) from None
     served = " or ".join(resource.group_version(v) for v in resource.versions)
-    raise KindUnavailable(_with_consequence(f"{resource.kind}: not installed ({served} not served)", resource))
+    raise KindUnavailableError(_with_consequence(f"{resource.kind}: not installed ({served} not served)", resource))
 
 
 def _list_pages(conn: Connection, resource: Resource, version: str) -> tuple[str, list[dict]]:
@@ -147,27 +149,27 @@ def _request_json(conn: Connection, resource: Resource, version: str, **params: 
             raise UnreachableError(f"cannot reach the Kubernetes API server at {conn.server}: "
                                    f"{unreachable_reason(exc)}") from None
         except orjson.JSONDecodeError as exc:
-            raise KindUnavailable(f"{resource.kind}: the API server at {conn.server} answered with "
-                                  f"something that is not JSON ({one_line(str(exc))})") from None
+            raise KindUnavailableError(f"{resource.kind}: the API server at {conn.server} answered with "
+                                       f"something that is not JSON ({one_line(str(exc))})") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if attempt == 1 and isinstance(exc, urllib3.exceptions.ProtocolError):
                 continue
             raise UnreachableError(f"cannot reach the Kubernetes API server at {conn.server}: "
                                    f"{unreachable_reason(exc)}") from None
         if not isinstance(body, dict):
-            raise KindUnavailable(f"{resource.kind}: the API server at {conn.server} answered with a "
-                                  f"{type(body).__name__} instead of a list")
+            raise KindUnavailableError(f"{resource.kind}: the API server at {conn.server} answered with a "
+                                       f"{type(body).__name__} instead of a list")
         return body
     raise AssertionError("unreachable: the loop returns or raises")
 
 
-def _unavailable(conn: Connection, resource: Resource, verb: str, exc: ApiException) -> KindUnavailable:
+def _unavailable(conn: Connection, resource: Resource, verb: str, exc: ApiException) -> KindUnavailableError:
     if exc.status == 403:
-        return KindUnavailable(f"{resource.kind}: forbidden by RBAC ({verb} {resource.plural} at cluster scope)")
+        return KindUnavailableError(f"{resource.kind}: forbidden by RBAC ({verb} {resource.plural} at cluster scope)")
     if exc.status == 404:
-        return KindUnavailable(_with_consequence(f"{resource.kind}: no longer served", resource))
-    return KindUnavailable(f"{resource.kind}: {verb} failed at {conn.server} "
-                           f"({exc.status} {one_line(str(exc.reason))}: {_status_message(exc)})")
+        return KindUnavailableError(_with_consequence(f"{resource.kind}: no longer served", resource))
+    return KindUnavailableError(f"{resource.kind}: {verb} failed at {conn.server} "
+                                f"({exc.status} {one_line(str(exc.reason))}: {_status_message(exc)})")
 
 
 def _with_consequence(text: str, resource: Resource) -> str:
@@ -183,7 +185,7 @@ def _status_message(exc: ApiException) -> str:
     return one_line(str(status.get("message", "")) if isinstance(status, dict) else str(status), 200)
 
 
-class _Gone(Exception):
+class _GoneError(Exception):
     """The watch's resourceVersion is older than the server's history: relist."""
 
 
@@ -227,10 +229,7 @@ class Watchers:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def alive(self) -> int:
-        return sum(thread.is_alive() for thread in self._threads)
+        self._conn.api_client.close()
 
     def _watch_kind(self, resource: Resource, version: str, resource_version: str | None) -> None:
         backoff = Backoff()
@@ -238,7 +237,7 @@ class Watchers:
             if resource_version is None:
                 try:
                     resource_version = self._relist(resource, version)
-                except KindUnavailable as exc:
+                except KindUnavailableError as exc:
                     self._warn(f"{exc}; {resource.plural} are no longer kept current")
                     return
                 except HubbleTuiError as exc:
@@ -249,22 +248,21 @@ class Watchers:
             try:
                 with closing(self._stream(resource, version, resource_version)) as stream:
                     for event in stream:
-                        events += 1
                         resource_version = self._apply(resource, version, event) or resource_version
-            except _Gone:
+                        events += 1
+            except _GoneError:
                 log.info("watch of %s: resourceVersion %s is gone, relisting", resource.kind, resource_version)
                 resource_version = None
-                continue
             except ApiException as exc:
                 if exc.status == 410:
                     resource_version = None
-                    continue
-                if exc.status in (403, 404):
+                elif exc.status in (403, 404):
                     self._warn(f"{_unavailable(self._conn, resource, 'watch', exc)}; "
                                f"{resource.plural} are no longer kept current")
                     return
-                log.info("watch of %s failed: %s %s", resource.kind, exc.status, exc.reason)
-                broken = True
+                else:
+                    log.info("watch of %s failed: %s %s", resource.kind, exc.status, exc.reason)
+                    broken = True
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 # a broken stream or a garbled line: reopen from the last resourceVersion seen
                 log.info("watch of %s broke: %s", resource.kind, unreachable_reason(exc) or exc)
@@ -272,7 +270,8 @@ class Watchers:
             healthy = events > 0 or time.monotonic() - started >= HEALTHY_STREAM_SECONDS
             if healthy:
                 backoff.reset()
-            if broken or not healthy:  # never spin on a server that fails or closes at once
+            # never spin on a server that fails, closes at once, or answers 410 again right after a relist
+            if broken or not healthy:
                 self._stopped.wait(backoff.next())
 
     def _relist(self, resource: Resource, version: str) -> str:
@@ -283,10 +282,12 @@ class Watchers:
             if exc.status in (403, 404):
                 raise _unavailable(self._conn, resource, "list", exc) from None
             raise HubbleTuiError(f"{exc.status} {one_line(str(exc.reason))}") from None
+        except KindUnavailableError as exc:  # a garbled answer: worth another try later
+            raise HubbleTuiError(str(exc)) from None
         self._state.replace_kind(resource.kind, items)
         return resource_version
 
-    def _stream(self, resource: Resource, version: str, resource_version: str) -> Iterator[dict]:
+    def _stream(self, resource: Resource, version: str, resource_version: str) -> Generator[dict, None, None]:
         response = resource.call(self._conn.api_client, version, watch=True, resource_version=resource_version,
                                  allow_watch_bookmarks=True, timeout_seconds=random.randint(*WATCH_SERVER_TIMEOUT),
                                  _request_timeout=(LIST_TIMEOUT[0], WATCH_READ_TIMEOUT))
@@ -313,7 +314,7 @@ class Watchers:
             raise ValueError(f"watch event without an object: {kind_of_event}")
         if kind_of_event == "ERROR":
             if obj.get("code") == 410:
-                raise _Gone()
+                raise _GoneError()
             raise ValueError(f"watch error {obj.get('code')}: {one_line(str(obj.get('message', '')))}")
         resource_version = (obj.get("metadata") or {}).get("resourceVersion")
         if kind_of_event in ("ADDED", "MODIFIED"):
@@ -335,7 +336,5 @@ def _cut(stream: RawResponse) -> None:
     try:
         stream.shutdown()  # type: ignore[attr-defined]  # urllib3 >= 2.3
     except (AttributeError, ValueError, NotImplementedError, OSError):
-        try:
+        with suppress(OSError):
             stream.close()  # type: ignore[attr-defined]
-        except OSError:
-            pass

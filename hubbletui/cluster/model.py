@@ -64,6 +64,8 @@ class ClusterState:
     source: str = ""  # "snapshot DIR" or "live context X": shown to users
     warnings: list[str] = field(default_factory=list)  # what could not be read (a CRD missing, RBAC, a bad file)
     skipped_kinds: Counter = field(default_factory=Counter)  # unknown kinds met while loading
+    # live mode sets this to end its watch threads; a snapshot has nothing to stop
+    stop: Callable[[], None] = field(default=lambda: None, repr=False)
     _listeners: list[Callable[[Change], None]] = field(default_factory=list, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 

@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -41,9 +42,8 @@ def write_snapshot(directory: Path, items_by_kind: Mapping[str, list[dict]]) -> 
     for kind, name in FILE_NAMES.items():
         path = directory / name
         if kind in items_by_kind:
-            items = sorted(items_by_kind[kind], key=object_key)
-            write_atomically(path, lambda stream, items=items: _dump(
-                {"apiVersion": "v1", "kind": "List", "items": items}, stream))
+            document = {"apiVersion": "v1", "kind": "List", "items": sorted(items_by_kind[kind], key=object_key)}
+            write_atomically(path, partial(_dump, document))
             result.written.append(path)
         elif path.exists():
             try:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 SIDECAR_CONTAINER = "istio-proxy"
 
-_ACTIONS = ("ALLOW", "DENY", "AUDIT", "CUSTOM")
+_ACTIONS = ("ALLOW", "DENY", "AUDIT", "CUSTOM")  # AUDIT is collected and never consulted: it decides nothing
 _HTTP_SOURCE_FIELDS = frozenset({"requestPrincipals", "notRequestPrincipals"})
 _HTTP_OPERATION_FIELDS = frozenset({"hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"})
-# `when` keys evaluated on every protocol; every `request.*` key is HTTP-only.
+# `when` keys read from the source address (every `request.*` key is HTTP-only)
 _IP_KEYS = frozenset({"source.ip", "remote.ip"})
 _FRIENDLY = {
     "principals": "principal", "notPrincipals": "principal excluded", "namespaces": "namespace",
@@ -438,8 +438,8 @@ def _request_attribute(key: str, request: Mapping | None) -> str | None:
         if not isinstance(headers, Mapping):
             return None
         lowered = {str(k).lower(): v for k, v in headers.items()}
-        # headers given: a header not among them is absent (empty never matches a value)
-        return str(lowered.get(m.group(1).lower(), "")) if m.group(1).lower() in lowered else ""
+        # headers given: a header not among them is absent, and "" matches no value, not even `*`
+        return str(lowered.get(m.group(1).lower(), ""))
     m = re.fullmatch(r"request\.auth\.claims\[([^\]]+)\]", key)
     if m:
         claims = request.get("claims")
@@ -670,7 +670,7 @@ def mtls_decision(peer_authentications: Iterable[Mapping], root_namespace: str, 
             chain.append((level, policy, _mode(_dict(policy.get("spec")).get("mtls"))))
 
     for position, (level, policy, mode) in enumerate(chain):
-        if True:
+        if mode != "UNSET":
             ref = policy_ref(policy)
             where = {"port": f"its portLevelMtls for port {port}", "workload": "its workload selector",
                      "namespace": "namespace-wide", "mesh": "mesh-wide from the root namespace"}[level]

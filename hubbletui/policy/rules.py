@@ -70,7 +70,7 @@ class Peer:
 
     def describe(self) -> str:
         if self.kind in ("endpoints", "services"):
-            return "; ".join(s.to_text() for s in self.selectors) or "nothing"
+            return " or ".join(s.describe_text() for s in self.selectors) or "nothing"
         if self.kind == "entities":
             return f"entity {self.entity}"
         if self.kind == "cidr":

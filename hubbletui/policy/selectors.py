@@ -138,6 +138,12 @@ class Selector:
                 return req.values[0]
         return None
 
+    def describe_text(self) -> str:
+        """For people: "label app=web, namespace prod"; the local-cluster requirement goes unsaid."""
+        parts = [req.describe()["text"] for req in self.requirements
+                 if not (req.key == CLUSTER_LABEL and req.op == "Exists")]
+        return ", ".join(parts) if parts else "every endpoint"
+
     def to_text(self) -> str:
         if not self.requirements:
             return "{} (everything)"

@@ -1,0 +1,79 @@
+"""Flags shared by the commands that reason over a cluster's policies (trace, explain, suggest, tui):
+where the cluster state comes from (`--cluster PATH...` or `--live`) and how Cilium is configured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from hubbletui.cluster.model import ClusterState
+from hubbletui.errors import HubbleTuiError
+
+
+def cluster_options(func: Callable) -> Callable:
+    """--cluster PATH (repeatable) | --live [--context X --kubeconfig F]."""
+    options = [
+        click.option("--cluster", "cluster", multiple=True, metavar="PATH",
+                     type=click.Path(exists=True, dir_okay=True, file_okay=True),
+                     help="A snapshot: YAML/JSON files or folders as `kubectl get -o yaml|json` or "
+                          "`hubbletui snapshot` write them (repeatable)."),
+        click.option("--live", is_flag=True, help="Read the cluster through the Kubernetes API (get/list only)."),
+        click.option("--context", metavar="NAME", help="With --live: the kubeconfig context."),
+        click.option("--kubeconfig", metavar="FILE", help="With --live: the kubeconfig file."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def engine_options(func: Callable) -> Callable:
+    """How the cluster's Cilium and Istio are configured, where it differs from their defaults."""
+    func = click.option("--istio-root-namespace", default="istio-system", show_default=True, metavar="NS",
+                        help="Istio's root namespace (its AuthorizationPolicies apply mesh-wide).")(func)
+    func = click.option("--enforcement-mode", type=click.Choice(["default", "always", "never"]),
+                        default="default", show_default=True,
+                        help="Cilium's policy enforcement mode (`enable-policy`).")(func)
+    return func
+
+
+def load_cluster(kwargs: dict, *, required: bool = True) -> ClusterState | None:
+    """Consume the cluster flags from ``kwargs``; print load warnings on stderr; None when none was given and
+    ``required`` is False."""
+    paths, live = kwargs.pop("cluster", ()), kwargs.pop("live", False)
+    context, kubeconfig = kwargs.pop("context", None), kwargs.pop("kubeconfig", None)
+    if paths and live:
+        raise click.UsageError("give either --cluster PATH or --live, not both")
+    if (context or kubeconfig) and not live:
+        raise click.UsageError("--context and --kubeconfig go with --live")
+    if live:
+        try:
+            from hubbletui.cluster.live import load_live
+        except ImportError as exc:
+            raise HubbleTuiError(f"--live is not available in this build: {exc}") from None
+        state = load_live(context=context, kubeconfig=kubeconfig)
+    elif paths:
+        from hubbletui.cluster.snapshot import load_snapshot
+        state = load_snapshot(list(paths))
+    elif required:
+        raise click.UsageError("name the cluster: --cluster PATH (a snapshot) or --live")
+    else:
+        return None
+    report_load(state)
+    return state
+
+
+def report_load(state: ClusterState) -> None:
+    for warning in state.warnings:
+        click.echo(f"hubbletui: warning: {warning}", err=True)
+    if state.skipped_kinds:
+        skipped = ", ".join(f"{n} {kind}" for kind, n in sorted(state.skipped_kinds.items()))
+        click.echo(f"hubbletui: skipped objects of kinds not modelled: {skipped}", err=True)
+
+
+def build_engine(kwargs: dict, state: ClusterState):
+    """Consume the engine flags from ``kwargs`` and build a PolicyEngine over ``state``."""
+    from hubbletui.policy.engine import PolicyEngine
+
+    return PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
+                        istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"))

@@ -1,0 +1,131 @@
+"""`hubbletui trace`: would this connection be allowed? One query from flags, or many from a JSON-lines file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+import click
+import orjson
+
+from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
+from hubbletui.errors import HubbleTuiError
+from hubbletui.policy.ports import normalise_protocol
+from hubbletui.policy.result import render_text
+
+
+def parse_dport(text: str, default_protocol: str = "TCP") -> tuple[int, str]:
+    """'8080' -> (8080, 'TCP'); '53/udp' -> (53, 'UDP'); 'icmp' or '8/icmp' -> (8, 'ICMPv4') (ICMP type)."""
+    number, sep, proto = str(text).strip().partition("/")
+    if not sep and not number.isdigit():
+        number, proto = "", number  # "icmp": a protocol alone
+    try:
+        protocol = normalise_protocol(proto) if proto else normalise_protocol(default_protocol)
+    except ValueError as exc:
+        raise HubbleTuiError(str(exc)) from None
+    if not number:
+        if not protocol.startswith("ICMP"):
+            raise HubbleTuiError(f"no port in {text!r}: give N[/tcp|/udp|/sctp]")
+        return (8 if protocol == "ICMPv4" else 128), protocol  # echo request: what ping sends
+    if not number.isdigit() or int(number) > 65535:
+        raise HubbleTuiError(f"{text!r} is not a port: give N[/tcp|/udp|/sctp] with N in 0-65535")
+    return int(number), protocol
+
+
+@click.command(help="Trace a connection through Cilium's policies (egress at the source, ingress at the "
+                    "destination) and Istio's where the destination has a sidecar. REF is ns/pod, ns/workload, "
+                    "ns/Kind/name, an entity (world, host, remote-node, kube-apiserver, ...) or an IP. "
+                    "With --batch, FILE holds JSON lines {\"src\", \"dst\", \"dport\", \"protocol\"} and one JSON "
+                    "line is printed per query, in order.")
+@cluster_options
+@engine_options
+@click.option("--src", metavar="REF", help="The connecting side.")
+@click.option("--dst", metavar="REF", help="The side connected to.")
+@click.option("--dport", metavar="N[/PROTO]", help="Destination port, e.g. 8080, 53/udp, 9000/sctp, icmp.")
+@click.option("--batch", "batch", metavar="FILE", help="Queries as JSON lines ('-' reads stdin).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default=None,
+              help="text for people, json for programs (default: text on a terminal, json otherwise).")
+def trace(**kwargs) -> int:
+    output = kwargs.pop("output") or ("text" if sys.stdout.isatty() else "json")
+    src, dst, dport, batch = kwargs.pop("src"), kwargs.pop("dst"), kwargs.pop("dport"), kwargs.pop("batch")
+    if batch and (src or dst or dport):
+        raise click.UsageError("--batch takes its queries from FILE: leave out --src/--dst/--dport")
+    if not batch and not (src and dst and dport):
+        raise click.UsageError("give --src REF --dst REF --dport N[/proto], or --batch FILE")
+    port, protocol = parse_dport(dport) if dport else (0, "TCP")
+    state = load_cluster(kwargs)
+    engine = build_engine(kwargs, state)
+    if batch:
+        return _run_batch(engine, batch, output)
+    result = engine.trace(src, dst, port, protocol)
+    if output == "json":
+        sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        click.echo(render_text(result))
+    return 0
+
+
+def _run_batch(engine, path: str, output: str) -> int:
+    out = sys.stdout.buffer
+    failures = 0
+    stream = _open(path)
+    try:
+        for number, query, error in _queries(stream, path):
+            if error is None:
+                try:
+                    port, protocol = _query_port(query)
+                    result = engine.trace(query["src"], query["dst"], port, protocol)
+                except HubbleTuiError as exc:
+                    error = str(exc)
+            if error is not None:
+                failures += 1
+                record = {"query": query, "line": number, "verdict": "error", "error": error}
+                line = f"line {number}: error: {error}"
+            else:
+                record = {"query": query, **result.to_dict()}
+                line = f"{result.src.id} -> {result.dst.id} {result.port_label}: {result.verdict}"
+            if output == "json":
+                out.write(orjson.dumps(record) + b"\n")
+            else:
+                out.write(line.encode("utf-8", "replace") + b"\n")
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    if failures:
+        click.echo(f"hubbletui: {failures} queries could not be answered (\"verdict\": \"error\")", err=True)
+    return 0
+
+
+def _open(path: str) -> TextIO:
+    if path == "-":
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise HubbleTuiError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _queries(stream: TextIO, path: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            query = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield number, None, f"{path}:{number}: not JSON ({exc})"
+            continue
+        if not isinstance(query, dict) or not query.get("src") or not query.get("dst") \
+                or query.get("dport") is None:
+            yield number, query if isinstance(query, dict) else None, \
+                f"{path}:{number}: a query needs \"src\", \"dst\" and \"dport\""
+            continue
+        yield number, query, None
+
+
+def _query_port(query: dict) -> tuple[int, str]:
+    dport = query["dport"]
+    protocol = query.get("protocol") or "TCP"
+    if isinstance(dport, int) and not isinstance(dport, bool):
+        return parse_dport(f"{dport}/{protocol}")
+    return parse_dport(str(dport), protocol)

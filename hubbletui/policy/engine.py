@@ -1,0 +1,602 @@
+"""The policy engine: Cilium's verdict for a connection, per direction, reconstructed from the cluster state.
+
+For one connection it evaluates the source's egress and the destination's ingress separately (Cilium needs both),
+then Istio's authorization where the destination has a sidecar. In one direction:
+
+1. an endpoint that is not Cilium's (world, an IP outside the cluster) enforces nothing;
+2. a deny rule whose peer and port match drops it (Hubble: POLICY_DENY, 181), whatever allows it;
+3. traffic from the local host to a pod is allowed (Cilium's allow-localhost default);
+4. a side no rule isolates (no selecting rule with a section for the direction, or enableDefaultDeny false) is open;
+5. an allow rule whose peer and port match admits it, conditionally when only L7 rules match;
+6. otherwise it is default deny (Hubble: POLICY_DENIED, 133), and the nearest rules say what they lack.
+
+Everything is cached per identity (the label set), not per pod. `what_if` returns a view that shares all that
+did not change and can list the connections the change newly allows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from hubbletui.cluster.model import WORKLOAD_KINDS, Change, ClusterState, object_key
+from hubbletui.errors import HubbleTuiError
+from hubbletui.policy import istio_layer
+from hubbletui.policy.cilium import compile_cilium_policy
+from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
+from hubbletui.policy.k8s import compile_network_policy
+from hubbletui.policy.labels import DEFAULT_CLUSTER, NAMESPACE_LABEL, LabelSet, parse_hubble_labels
+from hubbletui.policy.ports import PortSet, normalise_protocol
+from hubbletui.policy.result import ALLOWED, DENIED, LayerResult, TraceResult
+from hubbletui.policy.rules import ALLOW, DENY, EGRESS, INGRESS, CompiledPolicy, PolicyKey, Rule
+from hubbletui.policy.subjects import IDENTITY_NAMES, RESERVED_IDENTITIES, Subject, entity_subject, ip_subject
+
+CILIUM_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
+ISTIO_KINDS = ("AuthorizationPolicy", "PeerAuthentication")
+ENFORCEMENT_MODES = ("default", "always", "never")
+NEAREST_LIMIT = 5
+# peers a blast radius always considers besides the cluster's own workloads
+REFERENCE_ENTITIES = ("world", "host", "remote-node", "kube-apiserver")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[-A-Za-z0-9_]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_](?:[-A-Za-z0-9_]*"
+                       r"[A-Za-z0-9])?)+\.?$")
+
+
+@dataclass(frozen=True)
+class NewlyAllowed:
+    """One pair a what-if change opens: ``ports`` were denied before and are allowed after."""
+
+    src: Subject
+    dst: Subject
+    ports: PortSet
+
+    def to_dict(self) -> dict:
+        return {"src": self.src.workload_ref, "dst": self.dst.workload_ref, "ports": self.ports.to_dict(),
+                "text": f"{self.src.workload_ref} -> {self.dst.workload_ref}: {self.ports.text()}"}
+
+
+class PolicyEngine:
+    """Build once from a ClusterState; ``follow=True`` keeps it current as the state changes."""
+
+    def __init__(self, state: ClusterState | None = None, *, cluster_name: str = DEFAULT_CLUSTER,
+                 enforcement_mode: str = "default", istio_root_namespace: str = "istio-system",
+                 follow: bool = False):
+        if enforcement_mode not in ENFORCEMENT_MODES:
+            raise HubbleTuiError(f"unknown policy enforcement mode {enforcement_mode!r}")
+        self.state = state if state is not None else ClusterState()
+        self.cluster_name = cluster_name
+        self.enforcement_mode = enforcement_mode
+        self.istio_root_namespace = istio_root_namespace
+        self.base: PolicyEngine | None = None  # set on what-if views
+        self.changed_policies: set[PolicyKey] = set()
+        self.changed_namespaces: set[str] = set()
+        self._lock = threading.RLock()
+        self._listeners: list = []
+        self._load(self.state)
+        self._unsubscribe = self.state.subscribe(self.apply) if follow else None
+
+    # building ----------------------------------------------------------------------------------
+    def _load(self, state: ClusterState) -> None:
+        self.inventory = Inventory.from_objects(((k, o) for k in SUBJECT_KINDS for o in state.list(k)),
+                                                self.cluster_name)
+        self.services: dict[tuple[str, str], dict] = {object_key(o): o for o in state.list("Service")}
+        self.istio_objects: dict[str, dict[tuple[str, str], dict]] = {
+            kind: {object_key(o): o for o in state.list(kind)} for kind in ISTIO_KINDS}
+        self.policies: dict[PolicyKey, CompiledPolicy] = {}
+        self._rules_by_ns: dict[str | None, dict[PolicyKey, tuple[Rule, ...]]] = {}
+        self._flat_by_ns: dict[str | None, tuple[Rule, ...]] = {}
+        self._selection: dict = {}
+        services = list(self.services.values())
+        for kind in CILIUM_KINDS:
+            for obj in state.list(kind):
+                self._set_policy(self._compile(obj, services))
+
+    @staticmethod
+    def _compile(obj: dict, services: list[dict]) -> CompiledPolicy:
+        if obj.get("kind") == "NetworkPolicy":
+            return compile_network_policy(obj)
+        return compile_cilium_policy(obj, services)
+
+    def _set_policy(self, compiled: CompiledPolicy) -> None:
+        self._drop_policy(compiled.key)
+        self.policies[compiled.key] = compiled
+        grouped: dict[str | None, list[Rule]] = {}
+        for rule in compiled.rules:
+            grouped.setdefault(rule.subject.pinned_namespace(), []).append(rule)
+        for ns, rules in grouped.items():
+            self._rules_by_ns[ns] = {**self._rules_by_ns.get(ns, {}), compiled.key: tuple(rules)}
+            self._flat_by_ns.pop(ns, None)
+        self._selection = {}
+
+    def _drop_policy(self, key: PolicyKey) -> None:
+        old = self.policies.pop(key, None)
+        if old is None:
+            return
+        for ns in {rule.subject.pinned_namespace() for rule in old.rules}:
+            remaining = {k: v for k, v in self._rules_by_ns.get(ns, {}).items() if k != key}
+            self._rules_by_ns[ns] = remaining
+            self._flat_by_ns.pop(ns, None)
+        self._selection = {}
+
+    # changes (live updates and what-if views) --------------------------------------------------
+    def subscribe(self, listener) -> None:
+        """``listener(engine, policy_keys, namespaces)`` after every applied change (the graph uses it)."""
+        self._listeners.append(listener)
+
+    def close(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def apply(self, change: Change) -> None:
+        """Apply one ClusterState change in place (the state's subscribe callback)."""
+        with self._lock:
+            if change.action == "upsert" and change.obj is not None:
+                keys, namespaces = self._upsert(change.obj)
+            else:
+                keys, namespaces = self._delete(change.kind, change.key[0], change.key[1])
+        for listener in list(self._listeners):
+            listener(self, keys, namespaces)
+
+    def _upsert(self, obj: dict) -> tuple[set[PolicyKey], set[str]]:
+        kind = obj.get("kind", "")
+        if kind in CILIUM_KINDS:
+            compiled = self._compile(obj, list(self.services.values()))
+            self._set_policy(compiled)
+            return {compiled.key}, set()
+        if kind == "Service":
+            self.services[object_key(obj)] = obj
+            return self._recompile_service_users(), set()
+        if kind in ISTIO_KINDS:
+            self.istio_objects[kind] = {**self.istio_objects[kind], object_key(obj): obj}
+            return set(), set()
+        if kind in SUBJECT_KINDS:
+            # selection is cached per identity: changed labels simply miss the cache
+            return set(), {self.inventory.upsert(kind, obj)}
+        raise HubbleTuiError(f"cannot model a {kind or 'kindless object'}")
+
+    def _delete(self, kind: str, namespace: str, name: str) -> tuple[set[PolicyKey], set[str]]:
+        if kind in CILIUM_KINDS:
+            key = PolicyKey(kind, "" if kind == "CiliumClusterwideNetworkPolicy" else namespace, name)
+            self._drop_policy(key)
+            return {key}, set()
+        if kind == "Service":
+            self.services.pop((namespace, name), None)
+            return self._recompile_service_users(), set()
+        if kind in ISTIO_KINDS:
+            self.istio_objects[kind] = {k: v for k, v in self.istio_objects[kind].items() if k != (namespace, name)}
+            return set(), set()
+        if kind in SUBJECT_KINDS:
+            return set(), {self.inventory.delete(kind, namespace, name)}
+        return set(), set()
+
+    def _recompile_service_users(self) -> set[PolicyKey]:
+        users = [p for p in self.policies.values() if p.uses_services and p.obj is not None]
+        services = list(self.services.values())
+        for policy in users:
+            self._set_policy(self._compile(policy.obj, services))
+        return {p.key for p in users}
+
+    def what_if(self, upserts: Iterable[dict] = (), deletes: Iterable[dict | tuple[str, str, str]] = ()
+                ) -> PolicyEngine:
+        """A view of this engine with ``upserts`` applied and ``deletes`` ((kind, namespace, name) or objects)
+        removed. Only what changed is recompiled or rebuilt; the rest is shared. The view's ``base`` is self."""
+        view = self._fork()
+        for obj in upserts:
+            keys, namespaces = view._upsert(obj)
+            view.changed_policies |= keys
+            view.changed_namespaces |= namespaces
+        for item in deletes:
+            if isinstance(item, dict):
+                kind = item.get("kind", "")
+                ns, name = object_key(item)
+            else:
+                kind, ns, name = item
+            keys, namespaces = view._delete(kind, ns or "", name)
+            view.changed_policies |= keys
+            view.changed_namespaces |= namespaces
+        return view
+
+    def _fork(self) -> PolicyEngine:
+        view = object.__new__(PolicyEngine)
+        view.state = self.state
+        view.cluster_name = self.cluster_name
+        view.enforcement_mode = self.enforcement_mode
+        view.istio_root_namespace = self.istio_root_namespace
+        view.base = self
+        view.changed_policies, view.changed_namespaces = set(), set()
+        view._lock = threading.RLock()
+        view._listeners = []
+        view._unsubscribe = None
+        view.inventory = self.inventory.copy()
+        view.services = dict(self.services)
+        view.istio_objects = dict(self.istio_objects)
+        view.policies = dict(self.policies)
+        view._rules_by_ns = dict(self._rules_by_ns)
+        view._flat_by_ns = dict(self._flat_by_ns)
+        view._selection = dict(self._selection)
+        return view
+
+    # resolving names ---------------------------------------------------------------------------
+    def resolve(self, ref: str | Subject) -> Subject:
+        """REF: ``ns/pod``, ``ns/workload``, ``ns/Kind/name``, an entity (``world``, ``reserved:host``), an IP,
+        or a DNS name (world, as seen through a toFQDNs rule)."""
+        if isinstance(ref, Subject):
+            return ref
+        text = str(ref).strip()
+        if not text:
+            raise HubbleTuiError("an empty reference: name ns/pod, ns/workload, an entity or an IP")
+        entity = text.removeprefix("reserved:")
+        if entity in RESERVED_IDENTITIES:
+            return entity_subject(entity)
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            pass
+        else:
+            pods = self.inventory.by_ip(text)
+            if pods:
+                return sorted(pods, key=lambda s: (s.host_network, s.id))[0]
+            return ip_subject(text)
+        parts = text.split("/")
+        if len(parts) == 2 and all(parts):
+            ns, name = parts
+            found = self.inventory.pod(ns, name) or self.inventory.workload(ns, name)
+            if found:
+                return found
+            raise HubbleTuiError(f"no pod or workload named {name!r} in namespace {ns!r}"
+                                 + self._namespace_hint(ns))
+        if len(parts) == 3 and all(parts):
+            ns, kind_text, name = parts
+            kind = next((k for k in (*WORKLOAD_KINDS, "Pod") if k.lower() == kind_text.lower()), None)
+            if kind is None:
+                raise HubbleTuiError(f"{kind_text!r} is not a workload kind ({', '.join(WORKLOAD_KINDS)}, Pod)")
+            found = self.inventory.pod(ns, name) if kind == "Pod" else self.inventory.workload(ns, name, kind)
+            if found:
+                return found
+            raise HubbleTuiError(f"no {kind} named {name!r} in namespace {ns!r}" + self._namespace_hint(ns))
+        if len(parts) == 1 and _HOSTNAME.match(text) and "." in text:
+            return Subject(id=text, kind="fqdn", labels=entity_subject("world").labels,
+                           dns_names=(text.lower().rstrip("."),))
+        raise HubbleTuiError(f"cannot read {text!r} as a reference: use ns/pod, ns/workload, ns/Kind/name, "
+                             f"an entity ({', '.join(sorted(RESERVED_IDENTITIES))}) or an IP")
+
+    def _namespace_hint(self, ns: str) -> str:
+        return "" if ns in self.inventory.namespaces else f" (namespace {ns!r} is not in the cluster state)"
+
+    def subject_for_endpoint(self, endpoint) -> Subject:
+        """A Hubble flow endpoint (hubbletui.flows.model.Endpoint) -> the subject the engine reasons about.
+
+        The pod from the cluster state when it is there (by name, else by IP, else its workload's stand-in);
+        otherwise a subject made from Hubble's identity labels, so a flow from a pod the state does not know is
+        still evaluated by the identity Cilium gave it."""
+        ns, pod_name = endpoint.namespace or "", endpoint.pod or ""
+        hubble_labels = parse_hubble_labels(endpoint.labels) if endpoint.labels else None
+        found = None
+        if ns and pod_name:
+            found = self.inventory.pod(ns, pod_name)
+            if found is None and endpoint.ip:
+                found = next((s for s in self.inventory.by_ip(endpoint.ip) if s.namespace == ns
+                              and s.name == pod_name), None)
+            if found is None:
+                for _kind, name in endpoint.workloads or ():
+                    stand_in = self.inventory.workload(ns, name)
+                    if stand_in is not None:
+                        found = Subject(id=f"{ns}/{pod_name}", kind="pod", labels=stand_in.labels, namespace=ns,
+                                        name=pod_name, workload=stand_in.workload or (_kind, name),
+                                        ip=endpoint.ip, named_ports=stand_in.named_ports,
+                                        host_network=stand_in.host_network,
+                                        service_account=stand_in.service_account, obj=stand_in.obj,
+                                        notes=("the pod is not in the cluster state; its workload stands in",))
+                        break
+        if found is not None:
+            if hubble_labels is not None and _identity_differs(found, hubble_labels):
+                found = _with_note(found, "Hubble's identity labels differ from the cluster state (a stale "
+                                          "snapshot?): " + ", ".join(sorted(
+                                              set(hubble_labels.hubble_form()) ^ set(found.labels.hubble_form()))))
+            return found
+        names = tuple(getattr(endpoint, "dns_names", ()) or ())
+        if hubble_labels is not None and hubble_labels.get("k8s", NAMESPACE_LABEL) is not None:
+            ns = ns or hubble_labels.get("k8s", NAMESPACE_LABEL) or ""
+            workload = tuple(endpoint.workloads[0]) if endpoint.workloads else None
+            return Subject(id=f"{ns}/{pod_name}" if pod_name else endpoint.ref, kind="flow", labels=hubble_labels,
+                           namespace=ns, name=pod_name, workload=workload, ip=endpoint.ip,
+                           service_account=hubble_labels.get("k8s", "io.cilium.k8s.policy.serviceaccount") or "",
+                           notes=("not in the cluster state: evaluated from Hubble's identity labels",))
+        if hubble_labels is not None and hubble_labels.reserved():
+            reserved = hubble_labels.reserved()
+            if endpoint.ip and any(r.startswith("world") for r in reserved):
+                subject = ip_subject(endpoint.ip, names)
+                return Subject(id=subject.id, kind="ip", labels=hubble_labels, ip=subject.ip, dns_names=names)
+            name = min(reserved, key=len)
+            return Subject(id=name, kind="entity", labels=hubble_labels, ip=endpoint.ip, dns_names=names)
+        if endpoint.identity in IDENTITY_NAMES:
+            subject = entity_subject(IDENTITY_NAMES[endpoint.identity])
+            subject.ip = endpoint.ip
+            return subject
+        if endpoint.ip:
+            pods = self.inventory.by_ip(endpoint.ip)
+            if pods:
+                return pods[0]
+            return ip_subject(endpoint.ip, names)
+        return Subject(id=endpoint.ref or "unknown", kind="entity", labels=entity_subject("world").labels,
+                       notes=("Hubble named no identity for this endpoint; evaluated as world",))
+
+    # evaluating ----------------------------------------------------------------------------------
+    def rules_for_namespace(self, ns: str | None) -> tuple[Rule, ...]:
+        flat = self._flat_by_ns.get(ns)
+        if flat is None:
+            by_policy = self._rules_by_ns.get(ns, {})
+            flat = tuple(r for key in sorted(by_policy, key=_policy_order) for r in by_policy[key])
+            self._flat_by_ns[ns] = flat
+        return flat
+
+    def candidate_rules(self, subject: Subject) -> tuple[Rule, ...]:
+        """Rules that could select ``subject``: those pinned to its namespace and those pinned to none."""
+        ns = subject.labels.get("k8s", NAMESPACE_LABEL)
+        return self.rules_for_namespace(ns) + self.rules_for_namespace(None) if ns else \
+            self.rules_for_namespace(None)
+
+    def selecting_rules(self, subject: Subject, direction: str) -> tuple[Rule, ...]:
+        """Every rule (allow and deny) of ``direction`` whose subject selector selects ``subject``."""
+        key = subject.labels.key
+        cached = self._selection.get(key)
+        if cached is None:
+            ingress, egress = [], []
+            if subject.is_endpoint:
+                for rule in self.candidate_rules(subject):
+                    if rule.selects(subject):
+                        (ingress if rule.direction == INGRESS else egress).append(rule)
+            cached = self._selection[key] = (tuple(ingress), tuple(egress))
+        return cached[0] if direction == INGRESS else cached[1]
+
+    def is_isolated(self, subject: Subject, direction: str) -> bool:
+        if not subject.is_endpoint or self.enforcement_mode == "never":
+            return False
+        if self.enforcement_mode == "always":
+            return True
+        return any(r.default_deny for r in self.selecting_rules(subject, direction))
+
+    def trace(self, src: str | Subject, dst: str | Subject, port: int, protocol: str = "TCP") -> TraceResult:
+        """The verdict for ``src`` connecting to ``dst`` on ``port``/``protocol`` (ICMP: port = ICMP type)."""
+        src_s, dst_s = self.resolve(src), self.resolve(dst)
+        try:
+            proto = normalise_protocol(protocol)
+        except ValueError as exc:
+            raise HubbleTuiError(str(exc)) from None
+        if not proto.startswith("ICMP") and not 0 <= int(port) <= 65535:
+            raise HubbleTuiError(f"port {port} is out of range (0-65535)")
+        layers = [self._layer(EGRESS, src_s, dst_s, dst_s, int(port), proto),
+                  self._layer(INGRESS, dst_s, src_s, dst_s, int(port), proto)]
+        istio = istio_layer.evaluate(self, src_s, dst_s, int(port), proto)
+        if istio is not None:
+            layers.append(istio)
+        notes = [f"{s.id}: {n}" for s in _unique(src_s, dst_s) for n in s.notes]
+        if src_s.id == dst_s.id and src_s.kind in ("pod", "workload"):
+            notes.append("source and destination are the same endpoint: Cilium does not police a pod "
+                         "talking to itself through its own address")
+        return TraceResult(src_s, dst_s, int(port), proto, layers, notes)
+
+    def _layer(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject, port: int,
+               proto: str) -> LayerResult:
+        where = "from" if direction == INGRESS else "to"
+        if not enforcer.is_endpoint:
+            return LayerResult(direction, enforcer.id, ALLOWED, "not-an-endpoint",
+                               f"{enforcer.id} is not a Cilium endpoint: no {direction} policy applies")
+        if self.enforcement_mode == "never":
+            return LayerResult(direction, enforcer.id, ALLOWED, "enforcement-disabled",
+                               "policy enforcement mode is never")
+        rules = self.selecting_rules(enforcer, direction)
+        named = dst.named_ports
+        selected_by = _policy_refs(rules)
+        isolating = [r for r in rules if r.default_deny]
+        isolated_by = _policy_refs(isolating)
+        notes = [n for r in rules for n in r.notes] + self._policy_notes(rules)
+        denies = [r for r in rules if r.action == DENY and r.admits_peer(peer)
+                  and r.port_match(port, proto, named)[0]]
+        base = dict(selected_by=selected_by, isolated_by=isolated_by, notes=_dedupe(notes))
+        if denies:
+            return LayerResult(direction, enforcer.id, DENIED, "deny-rule",
+                               f"a deny rule matches ({denies[0].ref}); deny rules win over every allow",
+                               drop_reason="POLICY_DENY", denied_by=[_hit(r) for r in denies], **base)
+        if direction == INGRESS and peer.labels.get("reserved", "host") is not None:
+            return LayerResult(direction, enforcer.id, ALLOWED, "localhost",
+                               "traffic from the local host to its pods is always allowed (allow-localhost)",
+                               **base)
+        if not (isolating or self.enforcement_mode == "always"):
+            why = "no policy selects it" if not rules else "its selecting rules do not enable default deny"
+            return LayerResult(direction, enforcer.id, ALLOWED, "not-isolated",
+                               f"{enforcer.id} is not isolated for {direction} ({why})", **base)
+        hits, l7 = [], []
+        for rule in rules:
+            if rule.action != ALLOW or not rule.admits_peer(peer):
+                continue
+            ok, rule_l7 = rule.port_match(port, proto, named)
+            if ok:
+                hits.append((rule, rule_l7))
+        if hits:
+            hits.sort(key=lambda hit: bool(hit[1]))  # a rule without L7 conditions first: it decides
+            if hits[0][1]:
+                l7 = _dedupe([t for _, rl7 in hits for t in rl7])
+            first = hits[0][0]
+            text = f"allowed by {first.ref}" + (" at L4; the proxy then filters requests by L7 rules"
+                                                 if l7 else "")
+            return LayerResult(direction, enforcer.id, ALLOWED, "allowed-by-rule", text,
+                               allowed_by=[_hit(r, rl7) for r, rl7 in hits], l7=l7, **base)
+        nearest = self.nearest_rules(direction, enforcer, peer, dst, port, proto)
+        who = ", ".join(isolated_by) if isolated_by else "policy enforcement mode always"
+        return LayerResult(direction, enforcer.id, DENIED, "default-deny",
+                           f"{enforcer.id} is isolated for {direction} by {who} and no {direction} rule allows "
+                           f"{where} {peer.id} on {_port_text(port, proto)}",
+                           drop_reason="POLICY_DENIED", nearest=nearest, **base)
+
+    def _policy_notes(self, rules: tuple[Rule, ...]) -> list[str]:
+        keys = {r.policy for r in rules}
+        return [f"{k.ref}: {n}" for k in sorted(keys, key=_policy_order) for n in self.policies[k].notes
+                if k in self.policies]
+
+    def nearest_rules(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject, port: int,
+                      proto: str, limit: int = NEAREST_LIMIT) -> list[dict]:
+        """Allow rules closest to admitting the connection, each with what it lacks: on the peer (a label, the
+        namespace), the port, or the selected side itself (a rule that admits the peer but selects other pods)."""
+        named = dst.named_ports
+        scored = []
+        for order, rule in enumerate(self.candidate_rules(enforcer)):
+            if rule.direction != direction or rule.action != ALLOW or not (rule.all_peers or rule.peers):
+                continue  # deny rules and empty rules (deny-all markers) can never admit
+            selects = rule.selects(enforcer)
+            lacks = [] if selects else [{"side": "subject", **req.describe()}
+                                        for req in rule.subject.missing(enforcer.labels)]
+            lacks += rule.peer_lacks(peer) + rule.port_lacks(port, proto, named)
+            if not lacks:
+                continue  # it would admit: only possible when it does not select, which `lacks` covers
+            weight = sum(5 if lack.get("what") in ("unsupported", "nothing", "fqdn", "namespace") and
+                         lack["side"] == "subject" else
+                         5 if lack.get("what") in ("unsupported", "nothing", "fqdn") else 1 for lack in lacks)
+            scored.append((weight + (0 if selects else 1), order, rule, selects, lacks))
+        scored.sort(key=lambda item: (item[0], item[1]))
+        return [{**_hit(rule), "selects_endpoint": selects, "distance": weight, "lacks": lacks,
+                 "peers": rule.peers_text(), "ports": rule.ports_text()}
+                for weight, _, rule, selects, lacks in scored[:limit]]
+
+    # connection sets (graph queries, blast radius) --------------------------------------------------
+    def direction_ports(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject) -> PortSet:
+        """What ``direction`` at ``enforcer`` lets through to/from ``peer`` (named ports resolved on ``dst``)."""
+        if not enforcer.is_endpoint or self.enforcement_mode == "never":
+            return PortSet.all()
+        rules = self.selecting_rules(enforcer, direction)
+        named = dst.named_ports
+        denied = PortSet()
+        allowed = PortSet()
+        for rule in rules:
+            if rule.admits_peer(peer):
+                if rule.action == DENY:
+                    denied = denied | rule.port_set(named)
+                else:
+                    allowed = allowed | rule.port_set(named)
+        host = direction == INGRESS and peer.labels.get("reserved", "host") is not None
+        if host or not self.is_isolated(enforcer, direction):
+            allowed = PortSet.all()
+        return allowed - denied
+
+    def connections(self, src: str | Subject, dst: str | Subject) -> PortSet:
+        """Every (protocol, port) Cilium lets ``src`` open to ``dst``: egress at src AND ingress at dst."""
+        src_s, dst_s = self.resolve(src), self.resolve(dst)
+        return self.direction_ports(EGRESS, src_s, dst_s, dst_s) & self.direction_ports(INGRESS, dst_s, src_s, dst_s)
+
+    def endpoints(self) -> list[Subject]:
+        """One subject per workload (or bare pod) and identity, plus the reference entities."""
+        return list(self.inventory.representatives()) + [entity_subject(e) for e in REFERENCE_ENTITIES]
+
+    def newly_allowed(self, limit: int | None = None) -> list[NewlyAllowed]:
+        """On a what-if view: the pairs (by workload) and ports the change allows that the base denied."""
+        base = self.base
+        if base is None:
+            return []
+        view_subjects = {s.id: s for s in self.endpoints()}
+        base_subjects = {s.id: s for s in base.endpoints()}
+        pairs: set[tuple[str, str]] = set()
+        everyone = list(view_subjects)
+        for key in self.changed_policies:
+            for rule in self.policies[key].rules if key in self.policies else ():
+                if rule.action == ALLOW:
+                    pairs |= _rule_pairs(rule, view_subjects.values())
+            for rule in base.policies[key].rules if key in base.policies else ():
+                if rule.action == DENY:
+                    pairs |= _rule_pairs(rule, base_subjects.values())
+                elif rule.default_deny:
+                    for s in base_subjects.values():
+                        if rule.selects(s) and s.is_endpoint:
+                            pairs |= {(p, s.id) if rule.direction == INGRESS else (s.id, p) for p in everyone}
+        for sid in self._changed_subjects(base, view_subjects, base_subjects):
+            pairs |= {(sid, other) for other in everyone} | {(other, sid) for other in everyone}
+        out = []
+        for src_id, dst_id in sorted(pairs):
+            if src_id == dst_id or src_id not in view_subjects or dst_id not in view_subjects:
+                continue
+            after = self.connections(view_subjects[src_id], view_subjects[dst_id])
+            if not after:
+                continue
+            if src_id in base_subjects and dst_id in base_subjects:
+                after = after - base.connections(base_subjects[src_id], base_subjects[dst_id])
+            if after:
+                out.append(NewlyAllowed(view_subjects[src_id], view_subjects[dst_id], after))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def _changed_subjects(self, base: PolicyEngine, view_subjects: dict, base_subjects: dict) -> list[str]:
+        changed = []
+        for sid, subject in view_subjects.items():
+            if subject.namespace not in self.changed_namespaces:
+                continue
+            old = base_subjects.get(sid)
+            if old is None or old.labels.key != subject.labels.key or old.named_ports != subject.named_ports:
+                changed.append(sid)
+        return changed
+
+    def policy_objects(self, kind: str) -> list[dict]:
+        """Raw objects of a policy kind as this engine (or view) sees them."""
+        if kind in ISTIO_KINDS:
+            return [self.istio_objects[kind][k] for k in sorted(self.istio_objects[kind])]
+        return [p.obj for k, p in sorted(self.policies.items(), key=lambda kv: _policy_order(kv[0]))
+                if k.kind == kind and p.obj is not None]
+
+
+def _rule_pairs(rule: Rule, subjects: Iterable[Subject]) -> set[tuple[str, str]]:
+    subjects = list(subjects)
+    selected = [s.id for s in subjects if s.is_endpoint and rule.selects(s)]
+    if not selected:
+        return set()
+    peers = [s.id for s in subjects if rule.admits_peer(s)]
+    if rule.direction == INGRESS:
+        return {(p, s) for s in selected for p in peers}
+    return {(s, p) for s in selected for p in peers}
+
+
+def _policy_order(key: PolicyKey) -> tuple[int, str, str]:
+    order = {"CiliumClusterwideNetworkPolicy": 0, "CiliumNetworkPolicy": 1, "NetworkPolicy": 2}
+    return order.get(key.kind, 3), key.namespace, key.name
+
+
+def _policy_refs(rules: Iterable[Rule]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in rules:
+        seen.setdefault(r.policy.ref, None)
+    return list(seen)
+
+
+def _hit(rule: Rule, l7: tuple[str, ...] = ()) -> dict:
+    out = {"ref": rule.policy.ref, "policy": rule.policy.to_dict(), "path": rule.path,
+           "direction": rule.direction, "action": rule.action}
+    if l7:
+        out["l7"] = list(l7)
+    return out
+
+
+def _port_text(port: int, proto: str) -> str:
+    return f"{proto} type {port}" if proto.startswith("ICMP") else f"{port}/{proto}"
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _unique(*subjects: Subject) -> Iterator[Subject]:
+    seen = set()
+    for s in subjects:
+        if id(s) not in seen:
+            seen.add(id(s))
+            yield s
+
+
+def _identity_differs(subject: Subject, hubble: LabelSet) -> bool:
+    mine = {k: v for k, v in subject.labels.full.items() if not k.startswith("k8s:io.cilium.k8s.policy.cluster")}
+    theirs = {k: v for k, v in hubble.full.items() if not k.startswith("k8s:io.cilium.k8s.policy.cluster")}
+    return mine != theirs
+
+
+def _with_note(subject: Subject, note: str) -> Subject:
+    return replace(subject, notes=subject.notes + (note,))

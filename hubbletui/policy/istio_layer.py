@@ -1,0 +1,118 @@
+"""The Istio layer of a trace: when the destination runs a sidecar, its PeerAuthentication mode and its
+AuthorizationPolicies decide after Cilium has let the packet through (Hubble still shows FORWARDED).
+
+The evaluation itself lives in `hubbletui.policy.istio` (pure functions over the raw objects); this module
+feeds it what the engine knows about both sides: mesh membership, the source's principal, the port's protocol.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hubbletui.policy import istio
+from hubbletui.policy.inventory import pod_template
+from hubbletui.policy.result import ALLOWED, DENIED, LayerResult
+from hubbletui.policy.selectors import match_labels_selector
+from hubbletui.policy.labels import LabelSet
+from hubbletui.policy.subjects import Subject
+
+if TYPE_CHECKING:
+    from hubbletui.policy.engine import PolicyEngine
+
+# Service port names / appProtocols Istio reads as HTTP (istio.io "Explicit protocol selection")
+_HTTP_PROTOCOLS = ("http", "http2", "https", "grpc", "grpc-web")
+_TCP_PROTOCOLS = ("tcp", "tls", "mongo", "mysql", "redis", "udp", "unsupported")
+
+
+def pod_like(subject: Subject) -> dict | None:
+    """The Pod, or for a workload its pod template (same metadata/spec shape)."""
+    if subject.obj is None:
+        return None
+    if subject.kind == "workload" and subject.workload:
+        return pod_template(subject.workload[0], subject.obj)
+    return subject.obj
+
+
+def k8s_labels(subject: Subject) -> dict[str, str]:
+    obj = pod_like(subject)
+    if obj is not None:
+        return {str(k): str(v) for k, v in ((obj.get("metadata") or {}).get("labels") or {}).items()}
+    return {k[4:]: v for k, v in subject.labels.full.items() if k.startswith("k8s:")
+            and not k.startswith("k8s:io.")}
+
+
+def membership(engine: PolicyEngine, subject: Subject) -> istio.MeshMembership | None:
+    if subject.kind not in ("pod", "workload") or not subject.namespace:
+        return None
+    members = engine.inventory.namespaces.get(subject.namespace)
+    return istio.mesh_membership(pod_like(subject), members.obj if members else None)
+
+
+def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protocol: str) -> LayerResult | None:
+    """The Istio layer, or None when the destination has no sidecar (or the traffic is not TCP)."""
+    dst_mesh = membership(engine, dst)
+    if dst_mesh is None or not dst_mesh.in_mesh or protocol != "TCP":
+        return None
+    src_mesh = membership(engine, src)
+    src_in_mesh = bool(src_mesh and src_mesh.in_mesh)
+    labels = k8s_labels(dst)
+    root = engine.istio_root_namespace
+    peer_auths = engine.policy_objects("PeerAuthentication")
+    mtls = istio.mtls_decision(peer_auths, root, dst.namespace, labels, port)
+    principal = istio.principal_of(src.namespace, src.service_account) if src_in_mesh and src.namespace else None
+    detail = {"destination_in_mesh": dst_mesh.reason,
+              "source_in_mesh": src_mesh.reason if src_mesh else f"{src.id} is not a pod of the cluster",
+              "mtls": mtls.to_dict(), "source_principal": principal}
+    if mtls.mode == "STRICT" and not src_in_mesh:
+        return LayerResult("istio", dst.id, DENIED, "mtls-strict",
+                           f"{dst.id} accepts only mTLS ({mtls.reason}) and {src.id} has no sidecar to speak it: "
+                           "the connection is reset", detail=detail)
+    if mtls.mode == "DISABLE" and principal:
+        detail["source_principal"] = principal = None  # plaintext: the request carries no peer identity
+    is_http, how = port_protocol(engine, dst, port)
+    detail["http"] = how
+    decision = istio.evaluate_authz(engine.policy_objects("AuthorizationPolicy"), root, dst.namespace, labels,
+                                    principal, src.namespace if principal else None, port, is_http,
+                                    source_ip=src.ip or None)
+    detail["decision"] = decision.to_dict()
+    matched = [{"ref": f"AuthorizationPolicy/{decision.matched[0]}", "path": f"spec.rules[{decision.matched[1]}]",
+                "action": decision.action}] if decision.matched else []
+    nearest = [{"ref": f"AuthorizationPolicy/{m.policy}", "path": f"spec.rules[{m.rule_index}]",
+                "lacks": [{"side": "peer", "what": f, "text": t} for f, t in zip(m.fields, m.lacks)],
+                "peers": "", "ports": ""} for m in decision.nearest]
+    notes = list(decision.notes)
+    if decision.conditional:
+        notes.append("the verdict depends on the HTTP request (method, path, headers): see the notes above")
+    return LayerResult("istio", dst.id, ALLOWED if decision.allowed else DENIED, f"istio-{decision.action.lower()}",
+                       decision.reason, drop_reason="" if decision.allowed else "RBAC: access denied",
+                       isolated_by=[f"AuthorizationPolicy/{r}" for r in decision.applicable_allow],
+                       allowed_by=matched if decision.allowed else [],
+                       denied_by=matched if not decision.allowed else [], nearest=nearest, notes=notes,
+                       detail=detail)
+
+
+def port_protocol(engine: PolicyEngine, dst: Subject, port: int) -> tuple[bool, str]:
+    """Whether Istio treats ``port`` of ``dst`` as HTTP, from the Services in front of it; unnamed ports are
+    sniffed by Istio, so HTTP is assumed (and said)."""
+    labels = LabelSet({f"k8s:{k}": v for k, v in k8s_labels(dst).items()})
+    for svc in sorted(engine.services.values(), key=lambda s: (s.get("metadata") or {}).get("name") or ""):
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        if (meta.get("namespace") or "default") != dst.namespace or not spec.get("selector"):
+            continue
+        if not match_labels_selector({str(k): str(v) for k, v in spec["selector"].items()}).matches(labels):
+            continue
+        for sp in spec.get("ports") or []:
+            target = sp.get("targetPort", sp.get("port"))
+            if isinstance(target, str) and not target.isdigit():
+                targets = [p for p, _ in dst.named_ports.get(target, ())]
+            else:
+                targets = [int(target)] if target is not None else []
+            if port not in targets:
+                continue
+            declared = str(sp.get("appProtocol") or "").lower() or str(sp.get("name") or "").split("-")[0].lower()
+            svc_name = f"Service {dst.namespace}/{meta.get('name')}"
+            if declared in _HTTP_PROTOCOLS:
+                return True, f"{svc_name} declares port {sp.get('port')} as {declared}"
+            if declared in _TCP_PROTOCOLS:
+                return False, f"{svc_name} declares port {sp.get('port')} as {declared}"
+    return True, "no Service declares this port's protocol; Istio sniffs it, HTTP is assumed"

@@ -1,0 +1,123 @@
+"""What a trace answers: a verdict per layer (egress at the source, ingress at the destination, Istio), with
+the policies that isolate each side, the rule that allowed, or the nearest rules and what each lacks.
+
+`TraceResult.to_dict()` is the stable JSON form (`hubbletui trace -o json`); `render_text` the human one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hubbletui.policy.subjects import Subject
+from hubbletui.render.safe import printable
+
+ALLOWED, DENIED = "allowed", "denied"
+
+
+@dataclass
+class LayerResult:
+    layer: str  # egress | ingress | istio
+    endpoint: str  # where it is enforced: the source for egress, the destination otherwise
+    verdict: str
+    reason: str  # not-an-endpoint | not-isolated | allowed-by-rule | localhost | deny-rule | default-deny | ...
+    explanation: str
+    drop_reason: str = ""  # what Hubble would report: POLICY_DENIED (133) or POLICY_DENY (181)
+    isolated_by: list[str] = field(default_factory=list)  # policy refs whose rules put this side in default deny
+    selected_by: list[str] = field(default_factory=list)  # every policy with a rule for this side and direction
+    allowed_by: list[dict] = field(default_factory=list)
+    denied_by: list[dict] = field(default_factory=list)
+    nearest: list[dict] = field(default_factory=list)
+    l7: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    detail: dict = field(default_factory=dict)  # layer-specific extras (Istio: mTLS mode, principal, ...)
+
+    def to_dict(self) -> dict:
+        out = {"layer": self.layer, "endpoint": self.endpoint, "verdict": self.verdict, "reason": self.reason,
+               "explanation": self.explanation, "drop_reason": self.drop_reason or None,
+               "isolated_by": self.isolated_by, "selected_by": self.selected_by, "allowed_by": self.allowed_by,
+               "denied_by": self.denied_by, "nearest": self.nearest, "l7": self.l7, "notes": self.notes}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+@dataclass
+class TraceResult:
+    src: Subject
+    dst: Subject
+    port: int
+    protocol: str
+    layers: list[LayerResult]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return ALLOWED if all(layer.verdict == ALLOWED for layer in self.layers) else DENIED
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict == ALLOWED
+
+    @property
+    def deciding_layer(self) -> LayerResult | None:
+        """The first layer that denied (the one Hubble's traffic_direction names), None when allowed."""
+        return next((layer for layer in self.layers if layer.verdict != ALLOWED), None)
+
+    def layer(self, name: str) -> LayerResult | None:
+        return next((layer for layer in self.layers if layer.layer == name), None)
+
+    @property
+    def l7(self) -> list[str]:
+        return [text for layer in self.layers for text in layer.l7]
+
+    @property
+    def port_label(self) -> str:
+        return f"{self.protocol} type {self.port}" if self.protocol.startswith("ICMP") else \
+            f"{self.port}/{self.protocol}"
+
+    def explanation(self) -> str:
+        deciding = self.deciding_layer
+        head = f"{self.src.id} -> {self.dst.id} {self.port_label}"
+        if deciding is None:
+            extra = f" (L7 rules apply: {'; '.join(self.l7)})" if self.l7 else ""
+            return f"{head} is allowed{extra}"
+        return f"{head} is denied at {deciding.layer} of {deciding.endpoint}: {deciding.explanation}"
+
+    def to_dict(self) -> dict:
+        deciding = self.deciding_layer
+        return {"verdict": self.verdict, "src": self.src.summary(), "dst": self.dst.summary(),
+                "dport": self.port, "protocol": self.protocol,
+                "decided_by": deciding.layer if deciding else None,
+                "drop_reason": deciding.drop_reason or None if deciding else None,
+                "l7": self.l7, "explanation": self.explanation(),
+                "layers": [layer.to_dict() for layer in self.layers], "notes": self.notes}
+
+
+def render_text(result: TraceResult) -> str:
+    """Plain text for a terminal; every name from the cluster goes through `printable`."""
+    p = printable
+    lines = [f"{p(result.src.id)} -> {p(result.dst.id)} {result.port_label}: {result.verdict.upper()}"]
+    for layer in result.layers:
+        lines.append(f"  {layer.layer} at {p(layer.endpoint)}: {layer.verdict}"
+                     + (f" ({layer.drop_reason})" if layer.drop_reason else ""))
+        lines.append(f"    {p(layer.explanation)}")
+        if layer.isolated_by:
+            lines.append("    isolated by: " + ", ".join(p(r) for r in layer.isolated_by))
+        for hit in layer.allowed_by[1:]:
+            lines.append(f"    also allowed by: {p(hit['ref'])} {p(hit['path'])}")
+        for hit in layer.denied_by:
+            lines.append(f"    denied by: {p(hit['ref'])} {p(hit['path'])}")
+        if layer.nearest:
+            lines.append("    nearest rules:")
+            for near in layer.nearest:
+                lines.append(f"      {p(near['ref'])} {p(near['path'])}"
+                             f"  [peers: {p(near['peers'])}; ports: {p(near['ports'])}]")
+                for lack in near["lacks"]:
+                    lines.append(f"        lacks ({lack['side']}): {p(lack['text'])}")
+        for text in layer.l7:
+            lines.append(f"    L7: {p(text)}")
+        for note in layer.notes:
+            lines.append(f"    note: {p(note)}")
+    for note in result.notes:
+        lines.append(f"  note: {p(note)}")
+    return "\n".join(lines)

@@ -1,0 +1,326 @@
+"""Flows from a live Hubble server (Relay or one agent) over gRPC, surviving broken streams.
+
+`GrpcSource.events()` connects, streams GetFlows, and when the stream breaks (relay restart, port-forward
+gone, keepalive timeout, a server that ends a follow stream) it reconnects with exponential backoff and
+jitter, asks again from the newest flow time it delivered, and drops the repeated overlap (see resume.py).
+Every change of condition is reported as a SourceState; node_status and lost_events pass through, counted.
+
+Filters are sent to the server, and checked again here: an older server skips filter fields it does not
+know, which makes its answer wider than asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+from hubbletui.sources import dial  # noqa: I001  (first: it quiets gRPC's C-core logging before grpc loads)
+import grpc
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+
+from hubbletui.errors import HubbleTuiError
+from hubbletui.flows.decode import event_from_proto
+from hubbletui.flows.enums import NODE_STATE_NAME
+from hubbletui.flows.filters import FilterError
+from hubbletui.flows.model import Event, Flow
+from hubbletui.flows.request import FlowQuery
+from hubbletui.flows.select import flow_matcher
+from hubbletui.flows.timefmt import format_rfc3339_ns
+from hubbletui.proto.observer import observer_pb2
+from hubbletui.render.safe import printable
+from hubbletui.sources.base import CONNECTING, ENDED, FAILED, RETRYING, STREAMING, SourceState, SourceStats
+from hubbletui.sources.dial import ConnectFailed, DialOptions
+from hubbletui.sources.resume import ResumeTracker
+from hubbletui.sources.tally import tally
+
+GET_FLOWS = "/observer.Observer/GetFlows"
+SERVER_STATUS = "/observer.Observer/ServerStatus"
+GET_NODES = "/observer.Observer/GetNodes"
+ALL_FLOWS = 2**64 - 1  # what `hubble observe --all` asks for
+UNARY_TIMEOUT = 12.0  # the hubble CLI's request timeout
+
+# What compact and table output show, plus every field a client-side filter check reads (see flows/filters.py)
+# and the uuid that identifies a flow on resume. Full flows are several times larger: policies, ethernet,
+# interface, trace context, and on a busy relay the bytes, not the decoding, decide what keeps up.
+DISPLAY_FIELD_MASK = (
+    "time", "uuid", "verdict", "drop_reason", "drop_reason_desc", "IP", "l4", "l7", "source", "destination",
+    "Type", "node_name", "source_names", "destination_names", "reply", "is_reply", "event_type",
+    "source_service", "destination_service", "traffic_direction", "policy_match_type", "trace_observation_point",
+)
+
+# a broken connection or stream is worth retrying; a refusal of the request itself is not
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
+                       grpc.StatusCode.UNKNOWN, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED,
+                       grpc.StatusCode.CANCELLED, grpc.StatusCode.DATA_LOSS})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.25  # each delay is scaled by a random factor in [1 - jitter, 1 + jitter]
+    max_attempts: int | None = None  # consecutive failures before giving up; None: keep trying
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before attempt ``attempt`` (1 = the first retry)."""
+        base = min(self.max_delay, self.first_delay * self.factor ** (attempt - 1))
+        return base * rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    num_flows: int
+    max_flows: int
+    seen_flows: int
+    uptime_ns: int
+    connected_nodes: int | None  # None: the server did not say (an agent, not a relay)
+    unavailable_nodes: int | None
+    unavailable_names: tuple[str, ...]
+    version: str
+    flows_rate: float
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    version: str
+    address: str
+    state: str
+    tls: bool
+    uptime_ns: int
+    num_flows: int
+    max_flows: int
+    seen_flows: int
+
+
+class GrpcSource:
+    """A FlowSource over Hubble's Observer.GetFlows.
+
+    ``fail_fast``: if the very first connection fails, end with FAILED instead of retrying (one-shot CLI use;
+    the TUI keeps retrying and shows the countdown). ``failure`` then holds the error to raise.
+    """
+
+    def __init__(self, dial_options: DialOptions, query: FlowQuery | None = None, *,
+                 retry: RetryPolicy = RetryPolicy(), fail_fast: bool = False, rng: random.Random | None = None):
+        self.dial = dial_options
+        self.query = query or FlowQuery(follow=True)
+        self.retry = retry
+        self.fail_fast = fail_fast
+        self.stats = SourceStats()
+        self.failure: HubbleTuiError | None = None
+        self._tls = dial_options.check()  # bad flags and unreadable files fail here, before any connection
+        self._rng = rng or random.Random()
+        self._tracker = ResumeTracker()
+        self._sent = 0  # flows the server sent (after removing repeats), for resuming a `first N` request
+        self._channel: grpc.aio.Channel | None = None
+        self._resumed_at: int | None = None
+        try:
+            self._verify: Callable[[Flow], bool] | None = flow_matcher(self.query)
+        except FilterError:
+            self._verify = None  # a filter field we cannot evaluate: the server's word stands
+
+    def describe(self) -> str:
+        secure = " (TLS, unverified)" if self.dial.allow_insecure else " (TLS)" if self.dial.use_tls else ""
+        return f"hubble {self.dial.address.text}{secure}"
+
+    # -----------------------------------------------------------------------------------------------------
+    # the stream
+
+    def _request(self) -> observer_pb2.GetFlowsRequest | None:
+        """The next GetFlowsRequest: the query as asked, or its continuation after a break (None: nothing left)."""
+        q = self.query
+        request = observer_pb2.GetFlowsRequest(follow=q.follow, whitelist=q.whitelist, blacklist=q.blacklist)
+        if q.field_mask:
+            request.field_mask.paths.extend(q.field_mask)
+        if q.until_ns is not None:
+            request.until.FromNanoseconds(q.until_ns)
+        resume_at = self._resumed_at = self._tracker.resume()
+        if resume_at is None:
+            since, number, first = q.since_ns, q.number or 0, q.first
+            if not number and not q.follow and since is None:
+                number = ALL_FLOWS
+        elif q.number and not q.follow:
+            remaining = q.number - self._sent
+            if remaining <= 0:
+                return None
+            # `since` is inclusive: the flows at the boundary come again and count against `number`
+            since, number, first = resume_at, remaining + self._tracker.at_boundary, True
+        else:
+            since, number, first = resume_at, 0, False
+        if since is not None:
+            request.since.FromNanoseconds(since)
+        request.number = number
+        request.first = first
+        return request
+
+    async def events(self) -> AsyncIterator[Event | SourceState]:
+        stats, tracker, verify = self.stats, self._tracker, self._verify
+        parse = observer_pb2.GetFlowsResponse.FromString
+        address = self.dial.address.text
+        failures = 0
+        connected_once = False
+        while True:
+            yield SourceState(CONNECTING, address, reconnects=stats.reconnects)
+            reason = ""
+            try:
+                request = self._request()
+                if request is None:
+                    yield SourceState(ENDED, f"{stats.flows} flows", reconnects=stats.reconnects)
+                    return
+                self._channel = await dial.open_channel(self.dial, self._tls)
+                connected_once = True
+                call = self._channel.unary_stream(GET_FLOWS, request_serializer=_serialize,
+                                                  response_deserializer=None)(request)
+                resumed = self._resumed_at
+                detail = f"{address}, resumed at {format_rfc3339_ns(resumed)}" if resumed is not None else address
+                yield SourceState(STREAMING, detail, reconnects=stats.reconnects)
+                failures = 0
+                boundary = tracker.boundary_ns
+                async for data in call:
+                    try:
+                        event = event_from_proto(parse(data))
+                    except (ProtobufDecodeError, ValueError, TypeError):
+                        stats.malformed += 1
+                        continue
+                    if type(event) is Flow:
+                        if event.time_ns <= boundary and tracker.is_repeat(event):
+                            stats.duplicates_dropped += 1
+                            continue
+                        tracker.delivered(event)
+                        self._sent += 1
+                        if verify is not None and not verify(event):
+                            continue
+                        stats.flows += 1
+                    elif event is None:
+                        continue
+                    else:
+                        tally(stats, event)
+                    yield event
+                if not self.query.follow:
+                    yield SourceState(ENDED, f"{stats.flows} flows", reconnects=stats.reconnects)
+                    return
+                reason = "the server ended the stream"
+            except ConnectFailed as exc:
+                reason = str(exc)
+                if self.fail_fast and not connected_once:
+                    self.failure = dial.unreachable(self.dial, reason)
+                    yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
+                    return
+            except grpc.aio.AioRpcError as exc:
+                reason = f"{exc.code().name}: {printable(exc.details() or '')}".rstrip(": ")
+                if exc.code() not in RETRYABLE:
+                    what = ("does not serve Hubble's Observer API" if exc.code() == grpc.StatusCode.UNIMPLEMENTED
+                            else "refused the request")
+                    self.failure = HubbleTuiError(f"{address} {what}: {reason}")
+                    yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
+                    return
+            finally:
+                await self._close_channel()
+            failures += 1
+            if self.retry.max_attempts is not None and failures > self.retry.max_attempts:
+                self.failure = dial.unreachable(self.dial, f"gave up after {failures} attempts: {reason}")
+                yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
+                return
+            delay = self.retry.delay(failures, self._rng)
+            stats.reconnects += 1
+            yield SourceState(RETRYING, f"retrying in {delay:.1f} s: {reason}", retry_in=delay,
+                              reconnects=stats.reconnects)
+            await asyncio.sleep(delay)
+
+    async def _close_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
+
+    # -----------------------------------------------------------------------------------------------------
+    # figures
+
+    async def _unary(self, path: str, request, response_type):
+        channel = self._channel
+        own = channel is None
+        if own:
+            try:
+                channel = await dial.open_channel(self.dial, self._tls)
+            except ConnectFailed as exc:
+                raise dial.unreachable(self.dial, str(exc)) from None
+        try:
+            method = channel.unary_unary(path, request_serializer=_serialize,
+                                         response_deserializer=response_type.FromString)
+            return await method(request, timeout=UNARY_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise HubbleTuiError(f"{path.rsplit('/', 1)[-1]} at {self.dial.address.text}: {exc.code().name}: "
+                                 f"{printable(exc.details() or '')}") from None
+        finally:
+            if own:
+                await channel.close()
+
+    async def server_status(self) -> ServerStatus:
+        r = await self._unary(SERVER_STATUS, observer_pb2.ServerStatusRequest(), observer_pb2.ServerStatusResponse)
+        return ServerStatus(
+            r.num_flows, r.max_flows, r.seen_flows, r.uptime_ns,
+            r.num_connected_nodes.value if r.HasField("num_connected_nodes") else None,
+            r.num_unavailable_nodes.value if r.HasField("num_unavailable_nodes") else None,
+            tuple(r.unavailable_nodes), r.version, r.flows_rate)
+
+    async def nodes(self) -> list[NodeInfo]:
+        r = await self._unary(GET_NODES, observer_pb2.GetNodesRequest(), observer_pb2.GetNodesResponse)
+        return [NodeInfo(n.name, n.version, n.address, NODE_STATE_NAME.get(n.state, str(n.state)), n.tls.enabled,
+                         n.uptime_ns, n.num_flows, n.max_flows, n.seen_flows) for n in r.nodes]
+
+
+def _serialize(message) -> bytes:
+    return message.SerializeToString()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the headless CLI
+
+
+def server_events(kwargs: dict, server: str | None, query: FlowQuery) -> Iterator[Event]:
+    """Events for `observe --server`: consumes the server flags from ``kwargs`` (see ``cli_source``)."""
+    return blocking_events(cli_source(kwargs, server, query))
+
+
+def cli_source(kwargs: dict, server: str | None, query: FlowQuery) -> GrpcSource:
+    """A GrpcSource configured for one-shot CLI use from the `server_options` flags in ``kwargs``.
+
+    An unreachable server fails at once (UnreachableError, exit 4, one line). A broken stream is retried
+    with a line on stderr per retry: a follow stream for as long as it takes, a one-shot request a few
+    times rather than leaving a script hanging.
+    """
+    options = DialOptions.from_cli(server, kwargs)
+    source = GrpcSource(options, query, fail_fast=True, retry=RetryPolicy(max_attempts=None if query.follow else 5))
+    if options.allow_insecure:
+        _say(f"--tls-allow-insecure: the certificate of {options.address.text} is trusted without verification")
+    return source
+
+
+def blocking_events(source: GrpcSource) -> Iterator[Event]:
+    from hubbletui.sources.blocking import iterate_blocking
+
+    return iterate_blocking(source, _cli_state_reporter(source))
+
+
+def _cli_state_reporter(source: GrpcSource) -> Callable[[SourceState], None]:
+    recovering = False
+
+    def report(state: SourceState) -> None:
+        nonlocal recovering
+        if state.state == FAILED:
+            raise source.failure or HubbleTuiError(state.detail)
+        if state.state == RETRYING:
+            recovering = True
+            _say(f"{source.dial.address.text}: {state.detail}")
+        elif state.state == STREAMING and recovering:
+            recovering = False
+            _say(f"streaming again from {state.detail}")
+
+    return report
+
+
+def _say(message: str) -> None:
+    print(f"hubbletui: {message}", file=sys.stderr, flush=True)

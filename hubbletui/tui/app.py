@@ -1,0 +1,263 @@
+"""The Textual app: built by `create_app` from its collaborators (flow source, cluster and policy engine or
+None, clock), so the CLI, the demo and tests each pass their own.
+
+Flows never touch a widget one by one: a worker thread fills a bounded buffer (feed.py) and a 10 Hz timer
+drains it into the FlowStore inside one `batch_update`, then redraws what changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from hubbletui.cluster.model import ClusterState
+from hubbletui.flows.model import Flow
+from hubbletui.flows.query_text import QueryError, TextQuery, parse_query
+from hubbletui.flows.store import ConnKey, FlowStore, Refusal, RowKey
+from hubbletui.flows.store import orient as orient_flow
+from hubbletui.policy.mesh_refusals import DEFAULT_ROOT_NAMESPACE, REFUSED, MeshRefusalDetector
+from hubbletui.sources.base import FlowSource
+from hubbletui.tui.commands import CommandError, HubbleCommands, execute
+from hubbletui.tui.feed import FeedBuffer, run_source
+from hubbletui.tui.screens.help import HelpScreen
+from hubbletui.tui.screens.main import MainScreen
+from hubbletui.tui.widgets.prompt import COMMAND, FILTER, Prompt
+from hubbletui.tui.widgets.status_bar import StatusBar, StatusInfo
+
+TICK_S = 0.1
+MAX_EVENTS_PER_TICK = 5_000  # 50k/s of headroom; beyond that the buffer drops the oldest and says so
+FLOWS_ONLY = ("flows only: no cluster given, so pod status, explanations, fixes and mesh refusals are missing "
+              "(add --cluster PATH or --live)")
+
+
+@dataclass
+class Collaborators:
+    source: FlowSource
+    cluster: ClusterState | None = None
+    engine: Any = None  # the policy engine (explain, trace, suggest) when there is a cluster
+    detector: Any = None  # the mesh-refusal detector (issue 7) when there is a cluster
+    clock: Callable[[], float] = time.time
+    notes: tuple[str, ...] = ()  # what is missing and why, shown on the main screen
+    out_dir: Path = field(default_factory=Path.cwd)  # where `w` writes fixes
+    pick: bool = False  # `hubbletui pick`: the app returns the marked fixes
+
+
+class HubbleApp(App):
+    CSS_PATH = "hubbletui.tcss"
+    TITLE = "hubbletui"
+    COMMANDS = App.COMMANDS | {HubbleCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "prompt('filter')", "Filter"),
+        Binding("colon", "prompt('command')", "Command"),
+        Binding("space", "toggle_follow", "Pause/Follow"),
+    ]
+
+    def __init__(self, collab: Collaborators, **kwargs):
+        super().__init__(**kwargs)
+        self.collab = collab
+        self.source = collab.source
+        self.cluster = collab.cluster
+        self.engine = collab.engine
+        self.detector = collab.detector
+        self._refusals_seen = 0
+        self.clock = collab.clock
+        self.notes = collab.notes
+        self.store = FlowStore(clock=collab.clock)
+        self.feed = FeedBuffer()
+        self.following = True
+        self.unseen = 0
+        self.filter_text = ""
+        self.scope_ns = ""
+        self.scope_pod = ""
+        self.query = TextQuery()
+        self.marked: dict[str, Any] = {}  # pick: suggestion id -> suggestion
+        self.sub_title = self.source.describe()
+
+    # ---------------------------------------------------------------------------------------------------
+    # life cycle
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen())
+        worker = self.run_worker(lambda: run_source(self.source, self.feed, lambda: worker.is_cancelled,
+                                                    self.detector),
+                                 name="source", group="source", thread=True, exclusive=True, exit_on_error=False)
+        self.set_interval(TICK_S, self.tick, name="drain")
+
+    def tick(self) -> None:
+        events = self.feed.drain(MAX_EVENTS_PER_TICK)
+        with self.batch_update():
+            added = self.store.add_events(events, self.clock()) if events else 0
+            if self.feed.refusals_seen != self._refusals_seen:
+                self._refusals_seen = self.feed.refusals_seen
+                self.store.mark_refusals(refusal_marks(self.feed.refusals))
+            changes = self.store.take_changes()
+            if not self.following:
+                self.unseen += added
+            elif isinstance(self.screen, MainScreen) and changes:
+                flows = [e for e in events if isinstance(e, Flow)]
+                self.screen.refresh_views(changes, flows)
+            self.update_status()
+
+    def status_info(self) -> StatusInfo:
+        store, now = self.store, self.clock()
+        unavailable = set(store.stats.unavailable_nodes) | set(getattr(self.source.stats, "unavailable_nodes", ()))
+        return StatusInfo(
+            source=self.source.describe(), state=self.feed.state, flows_per_s=store.flow_rate.rate(now),
+            drops_per_s=store.drop_rate.rate(now),
+            lost_events=max(store.stats.lost_events, getattr(self.source.stats, "lost_events", 0)),
+            buffer_dropped=self.feed.dropped, unavailable_nodes=tuple(sorted(unavailable)),
+            following=self.following, unseen=self.unseen, flows_total=store.stats.flows, scope=self.query.source)
+
+    def update_status(self) -> None:
+        for bar in self.screen.query(StatusBar):
+            bar.show(self.status_info())
+
+    # ---------------------------------------------------------------------------------------------------
+    # following, filtering, views
+
+    def set_following(self, following: bool) -> None:
+        self.following = following
+        if following:
+            self.unseen = 0
+            self.redraw()
+        self.update_status()
+
+    def action_toggle_follow(self) -> None:
+        self.set_following(not self.following)
+
+    def redraw(self) -> None:
+        main = self.main_screen
+        if main is not None:
+            main.refresh_views(None)
+            if main.active_tab == "flows":
+                main.backfill_log()
+
+    @property
+    def main_screen(self) -> MainScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+
+    def _apply_query(self) -> None:
+        parts = [f"ns:{self.scope_ns}" if self.scope_ns else "", f"pod:{self.scope_pod}" if self.scope_pod else "",
+                 self.filter_text]
+        self.query = parse_query(" ".join(p for p in parts if p))
+        self.redraw()
+        self.update_status()
+
+    def set_filter(self, text: str) -> None:
+        """Filter every view; raises QueryError (and keeps the old filter) when ``text`` is not understood."""
+        parse_query(text)
+        self.filter_text = text.strip()
+        self._apply_query()
+
+    def set_scope(self, namespace: str | None = None, pod: str | None = None) -> None:
+        if namespace is not None:
+            self.scope_ns = namespace
+        if pod is not None:
+            self.scope_pod = pod
+        self._apply_query()
+
+    def show_tab(self, tab: str) -> None:
+        while not isinstance(self.screen, MainScreen) and len(self.screen_stack) > 1:
+            self.pop_screen()
+        main = self.main_screen
+        if main is not None:
+            main.action_show_tab(tab)
+
+    def action_prompt(self, mode: str) -> None:
+        if not isinstance(self.screen, MainScreen):
+            self.notify("/ and : work on the main screen (esc to go back)", timeout=3)
+            return
+        prompt = self.screen.query_one(Prompt)
+        self._filter_before = self.filter_text
+        prompt.open(mode, self.filter_text if mode == FILTER else "")
+
+    def on_prompt_typed(self, message: Prompt.Typed) -> None:
+        if message.mode == FILTER:
+            try:
+                self.set_filter(message.value)
+            except QueryError:
+                pass  # half-typed: keep the last filter that parsed until enter
+
+    def on_prompt_done(self, message: Prompt.Done) -> None:
+        main = self.main_screen
+        if main is not None:
+            main.query_one("#pods" if main.active_tab == "drops" else "#rows").focus()
+        if message.mode == FILTER:
+            try:
+                self.set_filter(getattr(self, "_filter_before", "") if message.value is None else message.value)
+            except QueryError as exc:
+                self.notify(str(exc), severity="error", timeout=5)
+        elif message.mode == COMMAND and message.value:
+            try:
+                execute(self, message.value)
+            except (CommandError, QueryError) as exc:
+                self.notify(str(exc), severity="error", timeout=5)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # ---------------------------------------------------------------------------------------------------
+    # drilling in
+
+    def open_pod(self, ref: str) -> None:
+        from hubbletui.tui.screens.detail import DropDetailScreen
+
+        pod = self.store.pods.get(ref)
+        if pod is None:
+            self.notify(f"no drops recorded for {ref}", severity="warning", timeout=3)
+            return
+        self.push_screen(DropDetailScreen(title=ref, keys=pod.top_rows()))
+
+    def open_row(self, key: RowKey) -> None:
+        from hubbletui.tui.screens.detail import DropDetailScreen
+
+        self.push_screen(DropDetailScreen(title=f"{key.src} → {key.dst} {key.port}", keys=[key]))
+
+    def open_policy(self, ref: str) -> None:
+        from hubbletui.tui.screens.policy import PolicyScreen
+
+        self.push_screen(PolicyScreen(ref))
+
+    def is_refused(self, flow: Flow) -> bool:
+        src, dst, port, _ = orient_flow(flow)
+        return ConnKey(src.workload_ref, dst.workload_ref, port) in self.store.refusals
+
+    # ---------------------------------------------------------------------------------------------------
+    # pick
+
+    def picked(self) -> list[Any]:
+        return list(self.marked.values())
+
+    async def action_quit(self) -> None:
+        self.exit(self.picked())
+
+
+def refusal_marks(found: list[Any]) -> list[Refusal]:
+    """The detector's confirmed refusals (policy and packets agree) as store marks; a refusal the policy alone
+    predicts is shown in the detail screen's explanation, not counted as a drop."""
+    return [Refusal(ConnKey(*r.conn), r.summary, tuple(r.evidence_lines()), r.layer, r) for r in found
+            if r.status == REFUSED]
+
+
+def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engine: Any = None,
+               clock: Callable[[], float] = time.time, notes: tuple[str, ...] | list[str] = (),
+               out_dir: Path | None = None, pick: bool = False, **app_kwargs) -> HubbleApp:
+    notes = tuple(notes)
+    if cluster is None and not notes:
+        notes = (FLOWS_ONLY,)
+    detector = None
+    if cluster is not None:
+        root = getattr(engine, "istio_root_namespace", DEFAULT_ROOT_NAMESPACE)
+        detector = MeshRefusalDetector(cluster, root_namespace=root)
+    collab = Collaborators(source=source, cluster=cluster, engine=engine, detector=detector, clock=clock,
+                           notes=notes, out_dir=out_dir or Path.cwd(), pick=pick)
+    return HubbleApp(collab, **app_kwargs)

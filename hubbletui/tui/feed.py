@@ -1,0 +1,116 @@
+"""From a flow source to the UI without per-event messages: a bounded buffer filled by a worker thread.
+
+The source is iterated inside the worker thread's own event loop, so a gRPC source creates its channel in the
+loop that uses it and its decoding never runs on the UI's loop. The UI drains the buffer on a timer. When the
+UI falls behind, the oldest events go and `dropped` counts them. Source states (connecting, retrying, ...)
+bypass the buffer: only the latest matters and it must never be dropped.
+
+The mesh-refusal detector (issue 7) watches every flow in this thread too, before the buffer, so what the
+buffer drops still counts as evidence; once a second its findings are handed over like a source state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from hubbletui.errors import HubbleTuiError
+from hubbletui.flows.model import Event, Flow
+from hubbletui.sources.base import ENDED, FAILED, FlowSource, SourceState
+
+BUFFER_SIZE = 100_000
+CANCEL_POLL_S = 0.1
+DETECT_EVERY_S = 1.0
+
+
+class FeedBuffer:
+    def __init__(self, capacity: int = BUFFER_SIZE):
+        self.capacity = capacity
+        self.received = 0  # events put in all
+        self.dropped = 0  # events pushed out unread because the buffer was full
+        self.state: SourceState | None = None
+        self.states_seen = 0
+        self.refusals: list[Any] = []  # the detector's latest findings
+        self.refusals_seen = 0
+        self._events: deque[Event] = deque()
+        self._lock = threading.Lock()
+
+    def put(self, event: Event) -> None:
+        with self._lock:
+            if len(self._events) >= self.capacity:
+                self._events.popleft()
+                self.dropped += 1
+            self._events.append(event)
+            self.received += 1
+
+    def put_state(self, state: SourceState) -> None:
+        self.state = state
+        self.states_seen += 1
+
+    def put_refusals(self, found: list[Any]) -> None:
+        self.refusals = found
+        self.refusals_seen += 1
+
+    def drain(self, limit: int) -> list[Event]:
+        """Take up to ``limit`` of the oldest buffered events."""
+        with self._lock:
+            events = self._events
+            if len(events) <= limit:
+                self._events = deque()
+                return list(events)
+            return [events.popleft() for _ in range(limit)]
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+def run_source(source: FlowSource, buffer: FeedBuffer, cancelled: Callable[[], bool], detector: Any = None) -> None:
+    """Iterate ``source`` into ``buffer`` until it ends or ``cancelled()`` turns true (run this in a thread).
+
+    ``detector``: a MeshRefusalDetector (or None): fed every flow, asked for refusals once a second.
+    """
+    asyncio.run(_consume(source, buffer, cancelled, detector))
+
+
+async def _consume(source: FlowSource, buffer: FeedBuffer, cancelled: Callable[[], bool], detector: Any) -> None:
+    reader = asyncio.create_task(_read(source, buffer, detector))
+    loop = asyncio.get_running_loop()
+    next_detect = loop.time() + DETECT_EVERY_S
+    while not reader.done():
+        if cancelled():
+            reader.cancel()
+            break
+        await asyncio.wait({reader}, timeout=CANCEL_POLL_S)
+        if detector is not None and loop.time() >= next_detect:
+            buffer.put_refusals(detector.refusals())
+            next_detect = loop.time() + DETECT_EVERY_S
+    try:
+        await reader
+    except asyncio.CancelledError:
+        pass
+    if detector is not None and not cancelled():
+        buffer.put_refusals(detector.refusals())  # a finite source: the final word on what it held
+
+
+async def _read(source: FlowSource, buffer: FeedBuffer, detector: Any) -> None:
+    put, put_state = buffer.put, buffer.put_state
+    observe = detector.observe if detector is not None else None
+    try:
+        async for event in source.events():
+            if isinstance(event, SourceState):
+                put_state(event)
+                continue
+            if observe is not None and isinstance(event, Flow):
+                observe(event)
+            put(event)
+    except HubbleTuiError as exc:
+        put_state(SourceState(FAILED, str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - a broken source must show in the status bar, not kill the UI
+        put_state(SourceState(FAILED, f"{type(exc).__name__}: {exc}"))
+        return
+    if buffer.state is None or buffer.state.state not in (ENDED, FAILED):
+        put_state(SourceState(ENDED, "the source has no more flows"))

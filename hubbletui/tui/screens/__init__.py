@@ -1,0 +1,1 @@
+"""The TUI's screens: the main view (drops by pod, flows), drop detail, policy view, help."""

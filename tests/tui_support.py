@@ -1,0 +1,81 @@
+"""Helpers for the store and TUI tests: flows made through the real JSON decoder, and a source that replays a
+list of events through the FlowSource interface (as a recording would, without pacing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from hubbletui.flows.decode import event_from_json
+from hubbletui.flows.model import Event, Flow
+from hubbletui.sources.base import ENDED, STREAMING, SourceState, SourceStats
+
+T0 = 1_795_820_400_000_000_000  # 2026-11-27T23:00:00Z
+SEC = 1_000_000_000
+
+
+def mkflow(src: str = "database/fdb-exporter-5d9c8-abcde", dst: str = "database/fdb-0", port: int = 4500, *,
+           verdict: str = "DROPPED", reason: str = "POLICY_DENIED", direction: str = "EGRESS", t: float = 0.0,
+           flags: Iterable[str] = ("SYN",), sport: int = 40000, reply: bool | None = False,
+           src_workload: str | None = "fdb-exporter", dst_workload: str | None = "fdb",
+           src_labels: Iterable[str] = ("k8s:app=fdb-exporter",), dst_labels: Iterable[str] = ("k8s:app=fdb",),
+           proto: str = "TCP", src_ip: str = "10.244.1.5", dst_ip: str = "10.244.2.7") -> Flow:
+    """A flow; an endpoint written without a slash is a reserved identity (world, host) or an IP."""
+    body = {"time": _rfc3339(T0 + int(t * SEC)), "verdict": verdict,
+            "IP": {"source": src_ip, "destination": dst_ip},
+            "source": _endpoint(src, src_workload, src_labels),
+            "destination": _endpoint(dst, dst_workload, dst_labels),
+            "traffic_direction": direction, "node_name": "demo/worker-1"}
+    if proto == "TCP":
+        body["l4"] = {"TCP": {"source_port": sport, "destination_port": port, "flags": {f: True for f in flags}}}
+    elif proto == "UDP":
+        body["l4"] = {"UDP": {"source_port": sport, "destination_port": port}}
+    if verdict == "DROPPED":
+        body["drop_reason_desc"] = reason
+    if reply is not None:
+        body["is_reply"] = reply
+    event = event_from_json({"flow": body})
+    assert isinstance(event, Flow)
+    return event
+
+
+def _endpoint(ref: str, workload: str | None, labels: Iterable[str]) -> dict:
+    if "/" not in ref:
+        return {"identity": 2, "labels": [f"reserved:{ref}"]} if not ref[0].isdigit() else {}
+    ns, pod = ref.split("/", 1)
+    out = {"namespace": ns, "pod_name": pod, "labels": [*labels, f"k8s:io.kubernetes.pod.namespace={ns}"],
+           "identity": 10000 + len(pod)}
+    if workload:
+        out["workloads"] = [{"kind": "Deployment", "name": workload}]
+    return out
+
+
+def _rfc3339(ns: int) -> str:
+    import datetime
+
+    secs, rest = divmod(ns, SEC)
+    stamp = datetime.datetime.fromtimestamp(secs, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{rest:09d}Z"
+
+
+class ListSource:
+    """A FlowSource over a list: STREAMING, the events (yielding to the loop now and then), ENDED."""
+
+    def __init__(self, events: Iterable[Event], name: str = "test flows", hold: bool = False):
+        self._events = list(events)
+        self.stats = SourceStats()
+        self.name = name
+        self.hold = hold  # stay open after the last event, as a live stream would
+
+    def describe(self) -> str:
+        return self.name
+
+    async def events(self):
+        yield SourceState(STREAMING, "")
+        for i, event in enumerate(self._events):
+            yield event
+            if i % 256 == 255:
+                await asyncio.sleep(0)
+        if self.hold:
+            await asyncio.Event().wait()
+        yield SourceState(ENDED, "")
