@@ -67,6 +67,7 @@ FDB_IMAGE = "foundationdb/foundationdb:7.3.43"
 APP_NAMESPACES = ("database", "monitoring", "payments", "shop")
 MS = 1_000_000
 US = 1_000
+HOP_NS = 45 * US  # one node to another through the overlay
 
 # Cilium's default identity-label filter drops these pod label keys (pkg/labelsfilter)
 NON_IDENTITY_LABELS = ("pod-template-hash", "controller-revision-hash", "statefulset.kubernetes.io/pod-name",
@@ -869,7 +870,7 @@ class KubectlDumper(yaml.SafeDumper):
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     node = dumper.represent_scalar("tag:yaml.org,2002:str", value)
-    if value and dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
+    if not value or dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
         node.style = '"'
     return node
 
@@ -1049,7 +1050,7 @@ class Recording:
     # ------------------------------------------------------------------------------- TCP and UDP packets
 
     def packet(self, t: int, client: Party, server: Party, cport: int, sport: int, flags: Iterable[str], *,
-               reply: bool, reason: str, hop_ns: int = 45 * US, l4: dict | None = None) -> None:
+               reply: bool, reason: str, hop_ns: int = 0, l4: dict | None = None) -> None:
         """One packet of a connection client -> server, at every point Hubble (medium aggregation) reports it.
 
         A request packet is seen leaving the client's node (to-overlay) and arriving at the server (to-endpoint);
@@ -1076,7 +1077,7 @@ class Recording:
                 self.add(t, flow_event(t, s_node, src, dst, l4, event=(4, 3), direction=src_dir,
                                        point="TO_STACK", trace_reason=reason, is_reply=reply))
         if local_dst:
-            t2 = t + hop_ns if local_src else t
+            t2 = t + (hop_ns or HOP_NS) if local_src else t
             self.add(t2, flow_event(t2, d_node, src, dst, l4, direction=dst_dir, point="TO_ENDPOINT",
                                     trace_reason=reason, is_reply=reply))
 
@@ -1088,10 +1089,10 @@ class Recording:
                                match_type=match_type, is_reply=False, allowed={side: refs}))
 
     def drop(self, t: int, src: Party, dst: Party, l4: dict, reason: int, side: str,
-             denied: dict | None = None) -> None:
+             denied: dict | None = None, destination_names: tuple[str, ...] = ()) -> None:
         node = src.node if side == "EGRESS" else dst.node
         self.add(t, flow_event(t, node, src, dst, l4, verdict="DROPPED", event=(1, reason), direction=side,
-                               drop=reason, denied=denied))
+                               drop=reason, denied=denied, destination_names=destination_names))
 
     def connect(self, t: int, client: Party, server: Party, cport: int, sport: int, rtt: int,
                 allowed: tuple[list[dict], list[dict]] | None = None) -> int:
@@ -1100,8 +1101,9 @@ class Recording:
             egress, ingress = allowed
             if egress:
                 self.verdict(t, client, server, cport, sport, "EGRESS", egress)
-            if ingress:
-                self.verdict(t + rtt // 3, client, server, cport, sport, "INGRESS", ingress)
+            if ingress:  # decided at the server's node just before delivery (the to-endpoint trace)
+                at = t + (HOP_NS - 2 * US if node_of(client) != node_of(server) else 1 * US)
+                self.verdict(at, client, server, cport, sport, "INGRESS", ingress)
         self.packet(t, client, server, cport, sport, ("SYN",), reply=False, reason="NEW")
         self.packet(t + rtt // 2, client, server, cport, sport, ("SYN", "ACK"), reply=True, reason="REPLY")
         return t + rtt
@@ -1259,16 +1261,14 @@ def phase2_istio_refusals(rec: Recording, w: World) -> None:
     t0 = resolve_coordinators(rec, w, exporter, ns_at(FIX1_POD_START), rng, ports)
     for idx, fdb in enumerate(w.pods["database", "foundationdb"]):
         t = t0 + jitter(rng, 2 * MS)
-        delay = 1.0
+        delay = 2.0
         attempt = 0
         while t < end:
             port = ports()
             rtt = rtt_between(rng, exporter, fdb)
             t1 = rec.connect(t, exporter, fdb, port, FDB_PORT, rtt, allowed=(egress, ingress))
-            # the mTLS handshake starts (client hello), the server's sidecar answers, sees an unauthorised
-            # principal and closes: a FIN or a RST from FoundationDB within a few milliseconds
-            rec.packet(t1 + 80 * US, exporter, fdb, port, FDB_PORT, ("PSH", "ACK"), reply=False,
-                       reason="ESTABLISHED")
+            # the client's sidecar starts the mTLS handshake; FoundationDB's sidecar completes it, sees a
+            # principal no rule admits and closes: a FIN or a RST from FoundationDB within a few milliseconds
             t2 = t1 + jitter(rng, 2_600 * US)
             if (attempt + idx) % 3 == 2:
                 rec.packet(t2, exporter, fdb, port, FDB_PORT, ("RST", "ACK"), reply=True, reason="REPLY")
@@ -1329,7 +1329,7 @@ def background_dns(rec: Recording, w: World) -> None:
                     [("fdb-backups.s3.eu-west-1.amazonaws.com.", ["192.0.2.140"], 0)]))
     for client, names in lookups:
         ports = Ports(f"dns-{client.name}")
-        every = 60.0 if client.app.name == "payments-api" else 30.0
+        every = 90.0 if client.app.name == "payments-api" else 60.0
         for t in periodic(rng.uniform(0.5, 25.0), every, rng, 0.05):
             for name, ips, rcode in names:
                 server = coredns[rng.randrange(len(coredns))]
@@ -1345,7 +1345,7 @@ def background_shop(rec: Recording, w: World) -> None:
     payments = w.one("payments", "payments-api")
     # keep-alive connections from each frontend to cart and checkout: opened before the recording starts
     keep = {(fe.name, dst.name): Ports(f"keep-{fe.name}-{dst.name}")() for fe in frontends for dst in (cart, checkout)}
-    for t in periodic(0.3, 3.6, rng, 0.6):
+    for t in periodic(0.3, 6.0, rng, 0.6):
         fe = frontends[rng.randrange(2)]
         cart_id = rng.randint(10000, 99999)
         roll = rng.random()
@@ -1358,7 +1358,7 @@ def background_shop(rec: Recording, w: World) -> None:
         rec.http(t, fe, cart, keep[fe.name, cart.name], 8080, method, url, code, jitter(rng, 4 * MS, 0.6))
     checkout_ports = Ports("checkout-payments")
     stripe_ports = Ports("payments-stripe")
-    for t in periodic(6.0, 38.0, rng, 0.3):
+    for t in periodic(6.0, 45.0, rng, 0.3):
         fe = frontends[rng.randrange(2)]
         latency = jitter(rng, 240 * MS, 0.3)
         rec.http(t, fe, checkout, keep[fe.name, checkout.name], 8080, "POST", "http://checkout:8080/api/checkout",
@@ -1383,7 +1383,7 @@ def background_world(rec: Recording, w: World) -> None:
     """Customers reach the storefront through the load balancer (source addresses preserved)."""
     rng = rng_for("world")
     frontends = w.pods["shop", "frontend"]
-    for t in periodic(1.1, 11.0, rng, 0.5):
+    for t in periodic(1.1, 15.0, rng, 0.5):
         client = world_peer(f"{rng.choice(('198.51.100', '203.0.113', '192.0.2'))}.{rng.randint(2, 254)}")
         fe = frontends[rng.randrange(2)]
         port = rng.randint(1024, 65000)
@@ -1404,7 +1404,7 @@ def background_prometheus(rec: Recording, w: World) -> None:
             rec.http(t, prom, target, conns[target.name], 9090, "GET", f"http://{target.ip}:9090/metrics", 200,
                      jitter(rng, 9 * MS, 0.5))
     for i, (target, port) in enumerate(l4_targets):
-        for t in periodic(11.0 + 5.3 * i, 30.0, rng, 0.01):
+        for t in periodic(11.0 + 5.3 * i, 60.0, rng, 0.01):
             rec.exchange(t, prom, target, conns[target.name], port, jitter(rng, 4 * MS))
 
 
@@ -1416,7 +1416,7 @@ def background_fdb(rec: Recording, w: World) -> None:
     ports = Ports("fdb-backup")
     conns = {s.name: ports() for s in servers}
     for i, server in enumerate(servers):
-        for t in periodic(0.7 + 1.9 * i, 30.0, rng, 0.2):
+        for t in periodic(0.7 + 1.9 * i, 60.0, rng, 0.2):
             rec.exchange(t, backup, server, conns[server.name], FDB_PORT, rtt_between(rng, backup, server))
     # a reconnect: the whole handshake, with the policy verdicts naming the rules that allowed it
     egress = [cnp_ref("database", "fdb-clients-egress")]
@@ -1433,14 +1433,14 @@ def background_fdb(rec: Recording, w: World) -> None:
     pairs = [(servers[a], servers[b]) for a, b in ((0, 1), (1, 2), (2, 0))]
     peer_conns = {(a.name, b.name): peer_ports() for a, b in pairs}
     for i, (a, b) in enumerate(pairs):
-        for t in periodic(2.2 + 3.3 * i, 60.0, rng, 0.2):
+        for t in periodic(2.2 + 3.3 * i, 120.0, rng, 0.2):
             rec.exchange(t, a, b, peer_conns[a.name, b.name], FDB_PORT, rtt_between(rng, a, b))
 
 
 def background_probes(rec: Recording, w: World) -> None:
     """Kubelet readiness probes: the node itself (reserved:host) opening a connection to the pod."""
     rng = rng_for("probes")
-    for i, pod in enumerate(w.pods["shop", "frontend"]):
+    for i, pod in enumerate(w.pods["shop", "frontend"][:1]):
         kubelet = host(pod.node)
         for t in periodic(0.4 + 3.1 * i, 20.0, rng, 0.01):
             port = rng.randint(32768, 60999)
@@ -1456,7 +1456,7 @@ def background_istiod(rec: Recording, w: World) -> None:
     ports = Ports("xds")
     for i, c in enumerate(clients):
         port = ports()
-        for t in periodic(4.0 + 9.7 * i, 120.0, rng, 0.1):
+        for t in periodic(4.0 + 9.7 * i, 180.0, rng, 0.1):
             rec.exchange(t, c, istiod, port, 15012, rtt_between(rng, c, istiod))
 
 
@@ -1484,12 +1484,14 @@ def other_drops(rec: Recording, w: World) -> None:
     burst = ns_at(203.6)
     prom = w.one("monitoring", "prometheus")
     payments = w.one("payments", "payments-api")
-    victims = [(prom, w.one("shop", "checkout"), 9090), (payments, world_peer("198.51.100.75"), 443),
-               (prom, w.pods["kube-system", "coredns"][0], 9153), (backup, world_peer("192.0.2.140"), 443),
-               (payments, world_peer("198.51.100.74"), 443)]
-    for k, (src, dst, dport) in enumerate(victims):
+    stripe, s3 = ("api.stripe.com",), ("fdb-backups.s3.eu-west-1.amazonaws.com",)
+    victims = [(prom, w.one("shop", "checkout"), 9090, ()), (payments, world_peer("198.51.100.75"), 443, stripe),
+               (prom, w.pods["kube-system", "coredns"][0], 9153, ()), (backup, world_peer("192.0.2.140"), 443, s3),
+               (payments, world_peer("198.51.100.74"), 443, stripe)]
+    for k, (src, dst, dport, names) in enumerate(victims):
         t = burst + k * jitter(rng, 35 * MS)
-        rec.drop(t, src, dst, tcp(rng.randint(32768, 60999), dport, ("SYN",)), 155, "EGRESS")
+        rec.drop(t, src, dst, tcp(rng.randint(32768, 60999), dport, ("SYN",)), 155, "EGRESS",
+                 destination_names=names)
 
 
 def relay_events(rec: Recording, w: World) -> None:
@@ -1592,6 +1594,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these are ordinary repository files
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

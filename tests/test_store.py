@@ -67,8 +67,11 @@ def test_ranking_prefers_recent_drops_in_flow_time():
         store.add(mkflow(src="a/old-1", src_workload="old", t=i * 0.1))
     for i in range(5):  # ... and a pod dropping now, 10 minutes later
         store.add(mkflow(src="b/new-1", src_workload="new", t=600 + i))
-    assert [p.ref for p in store.ranked_pods()] == ["b/new-1", "a/old-1"]
+    store.add(mkflow(src="c/mid-1", src_workload="mid", t=500))  # in the ranking window, not the rate's
+    assert [p.ref for p in store.ranked_pods()] == ["b/new-1", "c/mid-1", "a/old-1"]
     assert store.pods["a/old-1"].recent(store.latest_ns) == 0
+    assert store.pods["c/mid-1"].per_minute(store.latest_ns) == 0 and store.pods["b/new-1"].per_minute(
+        store.latest_ns) == 5
 
 
 def test_caps_evict_least_recent_and_count_it():

@@ -54,7 +54,7 @@ def _rfc3339(ns: int) -> str:
     import datetime
 
     secs, rest = divmod(ns, SEC)
-    stamp = datetime.datetime.fromtimestamp(secs, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = datetime.datetime.fromtimestamp(secs, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{rest:09d}Z"
 
 
@@ -79,3 +79,56 @@ class ListSource:
         if self.hold:
             await asyncio.Event().wait()
         yield SourceState(ENDED, "")
+
+
+class PushSource:
+    """A live-like FlowSource the test feeds while the app runs (from any thread): `push(events)`."""
+
+    def __init__(self, name: str = "pushed flows"):
+        import queue
+
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.stats = SourceStats()
+        self.name = name
+
+    def describe(self) -> str:
+        return self.name
+
+    def push(self, events: Iterable[Event | SourceState]) -> None:
+        for event in events:
+            self._queue.put(event)
+
+    async def events(self):
+        import queue
+
+        yield SourceState(STREAMING, "")
+        while True:
+            try:
+                yield self._queue.get_nowait()
+            except queue.Empty:
+                await asyncio.sleep(0.05)
+
+
+async def settle(pilot, app, flows: int, timeout: float = 10.0) -> None:
+    """Wait until the app's store holds ``flows`` flows and one more redraw has happened."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while app.store.stats.flows < flows:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {app.store.stats.flows} of {flows} flows arrived in {timeout} s")
+        await pilot.pause(0.05)
+    await pilot.pause(0.25)
+
+
+async def prompt(pilot, key: str, text: str) -> None:
+    """Open the `/` or `:` prompt, paste ``text`` into it (as a terminal's bracketed paste does) and press enter.
+    Pasting instead of typing keeps the tests fast: Pilot waits for the app to go idle after every key."""
+    from textual import events
+
+    await pilot.press(key, "ctrl+u")  # the filter prompt opens with the current filter: start afresh
+    if text:
+        pilot.app.focused.post_message(events.Paste(text))
+        await pilot.pause()
+    await pilot.press("enter")
+    await pilot.pause()

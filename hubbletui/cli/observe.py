@@ -9,7 +9,7 @@ from google.protobuf import json_format
 
 from hubbletui.cli.flow_options import (build_query, color_option, filter_options, require_one_source,
                                         server_options, time_options, use_color)
-from hubbletui.flows.model import Flow
+from hubbletui.flows.model import Flow, NodeStatus
 from hubbletui.flows.recording import event_to_jsonpb, read_events
 from hubbletui.flows.select import select
 from hubbletui.render.flowtext import TABLE_HEADER, compact_line, status_line, table_row
@@ -53,12 +53,24 @@ def observe(input_file, server, follow, first, last, all_flows, output, color, p
     if input_file is not None:
         events = select(read_events(input_file), query)
     else:
-        from hubbletui.sources.grpc_client import server_events  # grpc only when a server is asked for
+        from hubbletui.sources.grpc_client import DISPLAY_FIELD_MASK, server_events  # grpc only when asked for
 
         if not (number or all_flows or follow or query.since_ns):
             query.number = DEFAULT_SERVER_COUNT
-        events = server_events(kwargs, server, query)
+        if output in ("compact", "table"):
+            query.field_mask = DISPLAY_FIELD_MASK  # jsonpb keeps full flows; the others show a few fields
+        events = _node_news_to_stderr(server_events(kwargs, server, query))
     _print(events, output, use_color(color), streaming=follow)
+
+
+def _node_news_to_stderr(events):
+    """As `hubble observe` does: node status is talk (stderr), and only bad news; the rest is data."""
+    for event in events:
+        if type(event) is NodeStatus:
+            if event.state in ("NODE_UNAVAILABLE", "NODE_ERROR", "NODE_GONE"):
+                print(f"hubbletui: {status_line(event)}", file=sys.stderr)
+            continue
+        yield event
 
 
 def _print(events, output: str, color: bool, streaming: bool) -> None:

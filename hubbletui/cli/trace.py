@@ -12,7 +12,7 @@ import orjson
 from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
 from hubbletui.errors import HubbleTuiError
 from hubbletui.policy.ports import normalise_protocol
-from hubbletui.policy.result import render_text
+from hubbletui.policy.result import render_text, summary_dict
 
 
 def parse_dport(text: str, default_protocol: str = "TCP") -> tuple[int, str]:
@@ -44,11 +44,15 @@ def parse_dport(text: str, default_protocol: str = "TCP") -> tuple[int, str]:
 @click.option("--dst", metavar="REF", help="The side connected to.")
 @click.option("--dport", metavar="N[/PROTO]", help="Destination port, e.g. 8080, 53/udp, 9000/sctp, icmp.")
 @click.option("--batch", "batch", metavar="FILE", help="Queries as JSON lines ('-' reads stdin).")
+@click.option("--detail", is_flag=True,
+              help="With --batch: answer each query with the full record of a single trace (nearest rules, "
+                   "notes, both sides' labels) instead of the short form.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default=None,
               help="text for people, json for programs (default: text on a terminal, json otherwise).")
 def trace(**kwargs) -> int:
     output = kwargs.pop("output") or ("text" if sys.stdout.isatty() else "json")
     src, dst, dport, batch = kwargs.pop("src"), kwargs.pop("dst"), kwargs.pop("dport"), kwargs.pop("batch")
+    detail = kwargs.pop("detail")
     if batch and (src or dst or dport):
         raise click.UsageError("--batch takes its queries from FILE: leave out --src/--dst/--dport")
     if not batch and not (src and dst and dport):
@@ -57,7 +61,7 @@ def trace(**kwargs) -> int:
     state = load_cluster(kwargs)
     engine = build_engine(kwargs, state)
     if batch:
-        return _run_batch(engine, batch, output)
+        return _run_batch(engine, batch, output, detail)
     result = engine.trace(src, dst, port, protocol)
     if output == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -66,7 +70,7 @@ def trace(**kwargs) -> int:
     return 0
 
 
-def _run_batch(engine, path: str, output: str) -> int:
+def _run_batch(engine, path: str, output: str, detail: bool) -> int:
     out = sys.stdout.buffer
     failures = 0
     stream = _open(path)
@@ -83,7 +87,7 @@ def _run_batch(engine, path: str, output: str) -> int:
                 record = {"query": query, "line": number, "verdict": "error", "error": error}
                 line = f"line {number}: error: {error}"
             else:
-                record = {"query": query, **result.to_dict()}
+                record = {"query": query, **(result.to_dict() if detail else summary_dict(result))}
                 line = f"{result.src.id} -> {result.dst.id} {result.port_label}: {result.verdict}"
             if output == "json":
                 out.write(orjson.dumps(record) + b"\n")

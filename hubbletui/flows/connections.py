@@ -89,13 +89,19 @@ class Evidence:
             fins = self.quick_closes - self.quick_resets
             how = ", ".join(p for p in (f"{self.quick_resets} RST" if self.quick_resets else "",
                                         f"{fins} FIN" if fins else "") if p)
+            if self.silent_closes == self.quick_closes:
+                data = "before any data from the destination"
+            elif not self.silent_closes:
+                data = "after the destination had sent some data, such as its half of a TLS handshake"
+            else:
+                data = f"{self.silent_closes} before any data from the destination"
             delays = sorted(c.delay_ns for c in self.closes)
-            when = (f"{_ms(delays[0])}" if delays[0] == delays[-1] else f"{_ms(delays[0])}-{_ms(delays[-1])}") \
-                if delays else ""
-            silent = ("before any data from the destination" if self.silent_closes == self.quick_closes else
-                      f"{self.silent_closes} before any data from the destination")
-            out.append(f"{self.quick_closes} closed by the destination right after the handshake ({how}; {silent}"
-                       + (f"; {when} after the SYN-ACK in the latest" if when else "") + ")")
+            when = ""
+            if delays:
+                span = _ms(delays[0]) if delays[0] == delays[-1] else f"{_ms(delays[0])} to {_ms(delays[-1])}"
+                when = f"; {span} after the SYN-ACK (latest {len(delays)})"
+            out.append(f"{self.quick_closes} closed by the destination right after the handshake ({how}; {data}"
+                       f"{when})")
         if self.http_403:
             sample = self.forbidden[-1] if self.forbidden else None
             out.append(f"{self.http_403} HTTP response{_s(self.http_403)} 403 Forbidden"
@@ -129,9 +135,9 @@ def _ms(ns: int) -> str:
 class GroupStats:
     """The running counts of one group; `freeze()` gives the Evidence."""
 
-    __slots__ = ("key", "source", "destination", "flows", "attempts", "handshakes", "quick_closes", "quick_resets",
-                 "silent_closes", "reset_at_connect", "carried_on", "http_flows", "http_403", "first_ns",
-                 "last_ns", "closes", "forbidden")
+    __slots__ = ("attempts", "carried_on", "closes", "destination", "first_ns", "flows", "forbidden", "handshakes",
+                 "http_403", "http_flows", "key", "last_ns", "quick_closes", "quick_resets", "reset_at_connect",
+                 "silent_closes", "source")
 
     def __init__(self, key: GroupKey, source: Endpoint, destination: Endpoint, time_ns: int):
         self.key = key
@@ -158,7 +164,7 @@ class GroupStats:
 class _Conn:
     """One TCP connection being watched, keyed by (client ip, client port, server ip, server port)."""
 
-    __slots__ = ("group", "syn_ns", "synack_ns", "server_data", "done")
+    __slots__ = ("done", "group", "server_data", "syn_ns", "synack_ns")
 
     def __init__(self, group: GroupStats, syn_ns: int):
         self.group = group
@@ -188,6 +194,7 @@ class ConnectionTracker:
     def __post_init__(self) -> None:
         self._conns: OrderedDict[tuple, _Conn] = OrderedDict()  # oldest first
         self._groups: OrderedDict[GroupKey, GroupStats] = OrderedDict()  # least recently seen first
+        self._settled_at = -1
 
     # ------------------------------------------------------------------------------------------------ input
 
@@ -196,8 +203,7 @@ class ConnectionTracker:
             return
         self.stats.flows += 1
         t = flow.time_ns
-        if t > self.latest_ns:
-            self.latest_ns = t
+        self.latest_ns = max(self.latest_ns, t)
         flags = flow.tcp_flags
         l7 = flow.l7
         syn, ack = "SYN" in flags, "ACK" in flags
@@ -327,6 +333,9 @@ class ConnectionTracker:
         """Count as "carried on" every open connection whose window has passed by the newest flow time (for a
         report at the end of a recording, or before listing groups)."""
         now = self.latest_ns
+        if now == self._settled_at:
+            return  # nothing new since the last call
+        self._settled_at = now
         for key in [k for k, c in self._conns.items() if not c.done and c.synack_ns
                     and now - c.synack_ns > self.window_ns]:
             self._finish(self._conns[key])

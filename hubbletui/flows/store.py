@@ -9,7 +9,7 @@ what `take_changes` says moved. Four things are kept, each with a cap and a coun
   "client -> server:port" whichever way the packet went;
 - drops by pod: each drop is charged to the pod that started the connection (its requests are the ones that
   fail, so that is the pod that crashloops), or to the destination pod when the initiator is not a pod (world,
-  host). Ranked by drops in the last minute of flow time, then by total;
+  host). Ranked by drops in the last five minutes of flow time, then by total;
 - mesh refusals: connections Cilium forwarded but Istio refuses. The classifier (issue 7) calls
   `mark_refusals`; from then on the connection's attempts count as drops of its initiator, marked as such.
 
@@ -35,7 +35,8 @@ MAX_REFUSALS = 1_000
 MAX_PEERS_PER_POD = 64
 MAX_ROWS_PER_POD = 64
 MAX_PODS_PER_ROW = 8
-RANK_WINDOW_S = 60  # "recent" drops: the last minute of flow time
+RANK_WINDOW_S = 300  # "recent" drops: the last five minutes of flow time rank the pods
+RATE_WINDOW_POD_S = 60  # a pod's drops per minute: over the last minute
 SLOT_S = 5
 _SLOTS = RANK_WINDOW_S // SLOT_S
 RATE_WINDOW_S = 5  # flows/s and drops/s: the last five seconds of arrivals
@@ -120,11 +121,12 @@ class Row:
 class PodDrops:
     """Drops charged to one pod."""
 
-    __slots__ = ("ref", "namespace", "pod", "workload", "total", "refused", "last_ns", "peers", "reasons", "rows",
-                 "_stamps", "_counts", "_search")
+    __slots__ = ("ref", "namespace", "pod", "workload", "endpoint", "total", "refused", "last_ns", "peers", "reasons",
+                 "rows", "_stamps", "_counts", "_search")
 
     def __init__(self, ep: Endpoint):
         self.ref = f"{ep.namespace}/{ep.pod}"
+        self.endpoint = ep  # as Hubble last named it (identity labels, workload): what policy lookups start from
         self.namespace = ep.namespace
         self.pod = ep.pod
         self.workload = ep.workload_name
@@ -138,12 +140,13 @@ class PodDrops:
         self._counts = [0] * _SLOTS
         self._search = ""
 
-    def _charge(self, flow: Flow, key: RowKey, peer: str, outgoing: bool, refused: bool) -> None:
+    def _charge(self, flow: Flow, key: RowKey, ep: Endpoint, peer: str, outgoing: bool, refused: bool) -> None:
         self.total += 1
         if refused:
             self.refused += 1
         if flow.time_ns > self.last_ns:
             self.last_ns = flow.time_ns
+            self.endpoint = ep
         peers = self.peers
         peers[(peer, key.port, outgoing)] += 1
         if len(peers) > 2 * MAX_PEERS_PER_POD:
@@ -162,13 +165,14 @@ class PodDrops:
             self._counts[i] = 0
         self._counts[i] += 1
 
-    def recent(self, now_ns: int) -> int:
-        """Drops in the last RANK_WINDOW_S seconds of flow time before ``now_ns``."""
+    def recent(self, now_ns: int, window_s: int = RANK_WINDOW_S) -> int:
+        """Drops in the last ``window_s`` seconds of flow time before ``now_ns`` (to the 5 s slot)."""
         newest = now_ns // (SLOT_S * _NS)
-        return sum(c for s, c in zip(self._stamps, self._counts) if newest - s < _SLOTS)
+        slots = window_s // SLOT_S
+        return sum(c for s, c in zip(self._stamps, self._counts, strict=True) if newest - s < slots)
 
     def per_minute(self, now_ns: int) -> float:
-        return self.recent(now_ns) * 60 / RANK_WINDOW_S
+        return self.recent(now_ns, RATE_WINDOW_POD_S) * 60 / RATE_WINDOW_POD_S
 
     def top_peer(self) -> tuple[str, str, bool] | None:
         """(peer ref, port, outgoing) this pod's drops involve most, or None."""
@@ -390,7 +394,7 @@ class FlowStore:
                 self._changes.removed_pods.add(old_ref)
         else:
             self.pods.move_to_end(ref)
-        pod._charge(flow, key, peer.ref, outgoing, refused)
+        pod._charge(flow, key, pod_ep, peer.ref, outgoing, refused)
         self._changes.pods.add(ref)
 
     # ---------------------------------------------------------------------------------------------------

@@ -88,6 +88,7 @@ class PolicyEngine:
         self._rules_by_ns: dict[str | None, dict[PolicyKey, tuple[Rule, ...]]] = {}
         self._flat_by_ns: dict[str | None, tuple[Rule, ...]] = {}
         self._selection: dict = {}
+        self._resolved: dict[str, Subject] = {}
         services = list(self.services.values())
         for kind in CILIUM_KINDS:
             for obj in state.list(kind):
@@ -141,6 +142,7 @@ class PolicyEngine:
             listener(self, keys, namespaces)
 
     def _upsert(self, obj: dict) -> tuple[set[PolicyKey], set[str]]:
+        self._resolved = {}
         kind = obj.get("kind", "")
         if kind in CILIUM_KINDS:
             compiled = self._compile(obj, list(self.services.values()))
@@ -158,6 +160,7 @@ class PolicyEngine:
         raise HubbleTuiError(f"cannot model a {kind or 'kindless object'}")
 
     def _delete(self, kind: str, namespace: str, name: str) -> tuple[set[PolicyKey], set[str]]:
+        self._resolved = {}
         if kind in CILIUM_KINDS:
             key = PolicyKey(kind, "" if kind == "CiliumClusterwideNetworkPolicy" else namespace, name)
             self._drop_policy(key)
@@ -217,6 +220,7 @@ class PolicyEngine:
         view._rules_by_ns = dict(self._rules_by_ns)
         view._flat_by_ns = dict(self._flat_by_ns)
         view._selection = dict(self._selection)
+        view._resolved = {}
         return view
 
     # resolving names ---------------------------------------------------------------------------
@@ -225,6 +229,12 @@ class PolicyEngine:
         or a DNS name (world, as seen through a toFQDNs rule)."""
         if isinstance(ref, Subject):
             return ref
+        found = self._resolved.get(ref)
+        if found is None:
+            found = self._resolved[ref] = self._resolve(ref)
+        return found
+
+    def _resolve(self, ref: str) -> Subject:
         text = str(ref).strip()
         if not text:
             raise HubbleTuiError("an empty reference: name ns/pod, ns/workload, an entity or an IP")
@@ -438,12 +448,14 @@ class PolicyEngine:
                 if k in self.policies]
 
     def nearest_rules(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject, port: int,
-                      proto: str, limit: int = NEAREST_LIMIT) -> list[dict]:
+                      proto: str, limit: int = NEAREST_LIMIT, candidates: Iterable[Rule] | None = None
+                      ) -> list[dict]:
         """Allow rules closest to admitting the connection, each with what it lacks: on the peer (a label, the
-        namespace), the port, or the selected side itself (a rule that admits the peer but selects other pods)."""
+        namespace), the port, or the selected side itself (a rule that admits the peer but selects other pods).
+        ``candidates`` defaults to every rule that could select ``enforcer`` (its namespace's and unpinned)."""
         named = dst.named_ports
         scored = []
-        for order, rule in enumerate(self.candidate_rules(enforcer)):
+        for order, rule in enumerate(self.candidate_rules(enforcer) if candidates is None else candidates):
             if rule.direction != direction or rule.action != ALLOW or not (rule.all_peers or rule.peers):
                 continue  # deny rules and empty rules (deny-all markers) can never admit
             selects = rule.selects(enforcer)

@@ -44,8 +44,11 @@ def k8s_labels(subject: Subject) -> dict[str, str]:
 def membership(engine: PolicyEngine, subject: Subject) -> istio.MeshMembership | None:
     if subject.kind not in ("pod", "workload") or not subject.namespace:
         return None
-    members = engine.inventory.namespaces.get(subject.namespace)
-    return istio.mesh_membership(pod_like(subject), members.obj if members else None)
+    if "mesh" not in subject.cache:
+        # a namespace change rebuilds its subjects, so the answer can live on the subject
+        members = engine.inventory.namespaces.get(subject.namespace)
+        subject.cache["mesh"] = istio.mesh_membership(pod_like(subject), members.obj if members else None)
+    return subject.cache["mesh"]
 
 
 def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protocol: str) -> LayerResult | None:

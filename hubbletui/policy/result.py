@@ -93,6 +93,19 @@ class TraceResult:
                 "layers": [layer.to_dict() for layer in self.layers], "notes": self.notes}
 
 
+def summary_dict(result: TraceResult) -> dict:
+    """The short form of a batch answer: the verdict, who decided, and per layer the rules that did."""
+    deciding = result.deciding_layer
+    return {"verdict": result.verdict, "decided_by": deciding.layer if deciding else None,
+            "drop_reason": (deciding.drop_reason or None) if deciding else None, "l7": result.l7,
+            "explanation": result.explanation(),
+            "layers": [{"layer": layer.layer, "endpoint": layer.endpoint, "verdict": layer.verdict,
+                        "reason": layer.reason, "isolated_by": layer.isolated_by,
+                        "allowed_by": [f"{h['ref']} {h['path']}" for h in layer.allowed_by],
+                        "denied_by": [f"{h['ref']} {h['path']}" for h in layer.denied_by]}
+                       for layer in result.layers]}
+
+
 def render_text(result: TraceResult) -> str:
     """Plain text for a terminal; every name from the cluster goes through `printable`."""
     p = printable

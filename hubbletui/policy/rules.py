@@ -172,6 +172,24 @@ class Rule:
             hit = self._peer_cache[key] = any(p.matches(peer) for p in self.peers)
         return hit
 
+    def peer_namespaces(self) -> frozenset[str] | None:
+        """The namespaces any pod this rule admits must be in, or None when it may be in any namespace.
+        (Subjects that are not pods, such as world or an IP, are not bounded by this: check them always.)"""
+        if self.all_peers:
+            return None
+        found: set[str] = set()
+        for peer in self.peers:
+            if peer.kind in ("cidr", "fqdn", "unsupported"):
+                continue  # never a pod
+            if peer.kind == "entities":
+                return None  # cluster, all: pods of any namespace
+            for selector in peer.selectors:
+                ns = selector.pinned_namespace()
+                if ns is None:
+                    return None
+                found.add(ns)
+        return frozenset(found)
+
     def port_match(self, port: int, protocol: str, named_ports: NamedPorts) -> tuple[bool, tuple[str, ...]]:
         """(matches, L7 descriptions that then apply); L7 is empty when some matching block has no L7 rules."""
         if not self.ports and not self.icmps:

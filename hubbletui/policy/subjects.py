@@ -35,6 +35,7 @@ class Subject:
     dns_names: tuple[str, ...] = ()
     obj: dict | None = field(default=None, repr=False)  # the Pod, or the workload whose template stands in
     notes: tuple[str, ...] = ()
+    cache: dict = field(default_factory=dict, repr=False)  # answers that depend on this subject alone
 
     @property
     def is_endpoint(self) -> bool:

@@ -20,6 +20,7 @@ from hubbletui.server.servicer import ObserverService
 # Clients ping idle streams (ours every 60 s) to notice a dead connection; gRPC's default server policy
 # would answer pings more frequent than every 5 min with GOAWAY after two strikes.
 SERVER_OPTIONS = (
+    ("grpc.so_reuseport", 0),  # a second server on a port in use must fail, not share it silently
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.keepalive_permit_without_calls", 1),

@@ -340,8 +340,14 @@ def explain_details(details: str, opts: DialOptions) -> str:
         return f"no socket at {opts.address.unix_path}"
     if "permission denied" in lower and opts.address.unix_path:
         return f"permission denied on {opts.address.unix_path}"
-    if ("socket closed" in lower or "connection reset" in lower) and not opts.use_tls:
-        return "the connection was closed during the handshake (a TLS server? try --tls)"
+    if "socket closed" in lower or "connection reset" in lower:
+        # TLS 1.3 lets a server refuse a client certificate after the client thinks the handshake is done
+        if not opts.use_tls:
+            return "the server closed the connection at once (a TLS server? try --tls)"
+        if not opts.client_cert_file:
+            return ("TLS: the server closed the connection in the handshake (does it require a client certificate? "
+                    "--tls-client-cert-file, --tls-client-key-file)")
+        return "TLS: the server closed the connection in the handshake (did it reject the client certificate?)"
     # gRPC prefixes the interesting part with "failed to connect to all addresses; last error: CODE: addr: "
     tail = text.rsplit("last error: ", 1)[-1]
     return printable(tail.strip() or "unknown error")

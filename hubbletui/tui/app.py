@@ -22,15 +22,18 @@ from hubbletui.flows.query_text import QueryError, TextQuery, parse_query
 from hubbletui.flows.store import ConnKey, FlowStore, Refusal, RowKey
 from hubbletui.flows.store import orient as orient_flow
 from hubbletui.policy.mesh_refusals import DEFAULT_ROOT_NAMESPACE, REFUSED, MeshRefusalDetector
+from hubbletui.render.safe import printable
 from hubbletui.sources.base import FlowSource
 from hubbletui.tui.commands import CommandError, HubbleCommands, execute
-from hubbletui.tui.feed import FeedBuffer, run_source
+from hubbletui.tui.feed import FeedBuffer, Reports, run_source
 from hubbletui.tui.screens.help import HelpScreen
 from hubbletui.tui.screens.main import MainScreen
 from hubbletui.tui.widgets.prompt import COMMAND, FILTER, Prompt
 from hubbletui.tui.widgets.status_bar import StatusBar, StatusInfo
 
 TICK_S = 0.1
+VIEWS_EVERY_S = 0.25  # tables are redrawn at most this often; flows are taken in every tick
+LOG_KEEP = 200  # flows kept for the raw log between redraws (it shows a sample of them)
 MAX_EVENTS_PER_TICK = 5_000  # 50k/s of headroom; beyond that the buffer drops the oldest and says so
 FLOWS_ONLY = ("flows only: no cluster given, so pod status, explanations, fixes and mesh refusals are missing "
               "(add --cluster PATH or --live)")
@@ -46,6 +49,7 @@ class Collaborators:
     notes: tuple[str, ...] = ()  # what is missing and why, shown on the main screen
     out_dir: Path = field(default_factory=Path.cwd)  # where `w` writes fixes
     pick: bool = False  # `hubbletui pick`: the app returns the marked fixes
+    reports: Reports | None = None  # what the source reported (malformed lines), shown as notifications
 
 
 class HubbleApp(App):
@@ -68,6 +72,10 @@ class HubbleApp(App):
         self.engine = collab.engine
         self.detector = collab.detector
         self._refusals_seen = 0
+        self.reports = collab.reports
+        self._pending_flows: list[Flow] = []
+        self._views_drawn = 0.0
+        self._reports_seen = 0
         self.clock = collab.clock
         self.notes = collab.notes
         self.store = FlowStore(clock=collab.clock)
@@ -92,19 +100,34 @@ class HubbleApp(App):
         self.set_interval(TICK_S, self.tick, name="drain")
 
     def tick(self) -> None:
+        if not self.screen_stack or not self.is_running:
+            return  # shutting down
         events = self.feed.drain(MAX_EVENTS_PER_TICK)
         with self.batch_update():
             added = self.store.add_events(events, self.clock()) if events else 0
             if self.feed.refusals_seen != self._refusals_seen:
                 self._refusals_seen = self.feed.refusals_seen
                 self.store.mark_refusals(refusal_marks(self.feed.refusals))
-            changes = self.store.take_changes()
             if not self.following:
+                self.store.take_changes()
                 self.unseen += added
-            elif isinstance(self.screen, MainScreen) and changes:
-                flows = [e for e in events if isinstance(e, Flow)]
-                self.screen.refresh_views(changes, flows)
+            elif isinstance(self.screen, MainScreen):
+                self._pending_flows.extend(e for e in events if isinstance(e, Flow))
+                del self._pending_flows[:-LOG_KEEP]
+                now = time.monotonic()
+                if now - self._views_drawn >= VIEWS_EVERY_S:
+                    self._views_drawn = now
+                    changes = self.store.take_changes()
+                    if changes:
+                        self.screen.refresh_views(changes, self._pending_flows)
+                    self._pending_flows = []
             self.update_status()
+        if self.reports is not None and self.reports.count != self._reports_seen:
+            new = self.reports.count - self._reports_seen
+            self._reports_seen = self.reports.count
+            more = f" (+{new - 1} more)" if new > 1 else ""
+            self.notify(printable(self.reports.latest()) + more, severity="warning", timeout=6,
+                        markup=False)
 
     def status_info(self) -> StatusInfo:
         store, now = self.store, self.clock()
@@ -117,7 +140,8 @@ class HubbleApp(App):
             following=self.following, unseen=self.unseen, flows_total=store.stats.flows, scope=self.query.source)
 
     def update_status(self) -> None:
-        for bar in self.screen.query(StatusBar):
+        bar = getattr(self.screen, "status_bar", None)  # each screen keeps its own (a DOM query per tick costs)
+        if isinstance(bar, StatusBar):
             bar.show(self.status_info())
 
     # ---------------------------------------------------------------------------------------------------
@@ -173,7 +197,7 @@ class HubbleApp(App):
 
     def action_prompt(self, mode: str) -> None:
         if not isinstance(self.screen, MainScreen):
-            self.notify("/ and : work on the main screen (esc to go back)", timeout=3)
+            self.notify("/ and : work on the main screen (esc to go back)", timeout=3, markup=False)
             return
         prompt = self.screen.query_one(Prompt)
         self._filter_before = self.filter_text
@@ -187,19 +211,23 @@ class HubbleApp(App):
                 pass  # half-typed: keep the last filter that parsed until enter
 
     def on_prompt_done(self, message: Prompt.Done) -> None:
-        main = self.main_screen
-        if main is not None:
-            main.query_one("#pods" if main.active_tab == "drops" else "#rows").focus()
+        self.call_after_refresh(self._focus_table)
         if message.mode == FILTER:
+            before = getattr(self, "_filter_before", "")
             try:
-                self.set_filter(getattr(self, "_filter_before", "") if message.value is None else message.value)
+                self.set_filter(before if message.value is None else message.value)
             except QueryError as exc:
-                self.notify(str(exc), severity="error", timeout=5)
+                self.set_filter(before)
+                self.notify(printable(str(exc)), severity="error", timeout=5, markup=False)
         elif message.mode == COMMAND and message.value:
             try:
                 execute(self, message.value)
             except (CommandError, QueryError) as exc:
-                self.notify(str(exc), severity="error", timeout=5)
+                self.notify(printable(str(exc)), severity="error", timeout=5, markup=False)
+
+    def _focus_table(self) -> None:
+        if isinstance(self.screen, MainScreen):
+            self.screen.focus_table()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -213,7 +241,7 @@ class HubbleApp(App):
 
         pod = self.store.pods.get(ref)
         if pod is None:
-            self.notify(f"no drops recorded for {ref}", severity="warning", timeout=3)
+            self.notify(f"no drops recorded for {printable(ref)}", severity="warning", timeout=3, markup=False)
             return
         self.push_screen(DropDetailScreen(title=ref, keys=pod.top_rows()))
 
@@ -222,10 +250,13 @@ class HubbleApp(App):
 
         self.push_screen(DropDetailScreen(title=f"{key.src} → {key.dst} {key.port}", keys=[key]))
 
-    def open_policy(self, ref: str) -> None:
+    def open_policy(self, ref: str, endpoint: Any = None) -> None:
         from hubbletui.tui.screens.policy import PolicyScreen
 
-        self.push_screen(PolicyScreen(ref))
+        pod = self.store.pods.get(ref)
+        if endpoint is None and pod is not None:
+            endpoint = pod.endpoint
+        self.push_screen(PolicyScreen(ref, endpoint))
 
     def is_refused(self, flow: Flow) -> bool:
         src, dst, port, _ = orient_flow(flow)
@@ -250,7 +281,8 @@ def refusal_marks(found: list[Any]) -> list[Refusal]:
 
 def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engine: Any = None,
                clock: Callable[[], float] = time.time, notes: tuple[str, ...] | list[str] = (),
-               out_dir: Path | None = None, pick: bool = False, **app_kwargs) -> HubbleApp:
+               out_dir: Path | None = None, pick: bool = False, reports: Reports | None = None,
+               **app_kwargs) -> HubbleApp:
     notes = tuple(notes)
     if cluster is None and not notes:
         notes = (FLOWS_ONLY,)
@@ -259,5 +291,5 @@ def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engin
         root = getattr(engine, "istio_root_namespace", DEFAULT_ROOT_NAMESPACE)
         detector = MeshRefusalDetector(cluster, root_namespace=root)
     collab = Collaborators(source=source, cluster=cluster, engine=engine, detector=detector, clock=clock,
-                           notes=notes, out_dir=out_dir or Path.cwd(), pick=pick)
+                           notes=notes, out_dir=out_dir or Path.cwd(), pick=pick, reports=reports)
     return HubbleApp(collab, **app_kwargs)

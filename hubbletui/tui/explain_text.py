@@ -52,7 +52,7 @@ def explanation_text(row: Row, analysis: Analysis | None) -> Text:
             extra = f" ({layer.drop_reason})" if layer.drop_reason else ""
             _line(text, (f"{layer.layer}", "bold cyan"), " at ", layer.endpoint, ": ", (layer.verdict + extra, style))
             _line(text, layer.explanation, indent=2)
-            if layer.isolated_by:
+            if layer.isolated_by and not all(ref in layer.explanation for ref in layer.isolated_by):
                 _line(text, ("isolated by: ", "dim"), ", ".join(layer.isolated_by), indent=2)
             for hit in layer.allowed_by:
                 _line(text, ("allowed by: ", "dim"), f"{hit.get('ref', '')} {hit.get('path', '')}", indent=2)
@@ -73,6 +73,11 @@ def explanation_text(row: Row, analysis: Analysis | None) -> Text:
                 _line(text, ("note: ", "dim"), note, indent=2)
         for note in trace.notes:
             _line(text, ("note: ", "dim"), note)
+        if key.verdict != "DROPPED" and any(layer.verdict != "allowed" and layer.layer in ("egress", "ingress")
+                                            for layer in trace.layers):
+            _line(text, ("note: ", "yellow"), "Hubble saw these flows forwarded, but the cluster state denies them "
+                  "at Cilium's layer: the state is older or newer than the flows (a pod missing from a snapshot "
+                  "is judged by its workload's template)")
     for note in analysis.notes:
         _line(text, ("note: ", "yellow"), note)
     text.rstrip()

@@ -67,6 +67,22 @@ class FeedBuffer:
         return len(self._events)
 
 
+class Reports:
+    """One-line reports a source makes while the TUI owns the terminal (a malformed line, ...): kept for the
+    app to show, since printing them would scribble over the screen. Called from the source's thread."""
+
+    def __init__(self, keep: int = 100):
+        self.count = 0
+        self._items: deque[str] = deque(maxlen=keep)
+
+    def __call__(self, message: str) -> None:
+        self._items.append(message)
+        self.count += 1
+
+    def latest(self) -> str:
+        return self._items[-1] if self._items else ""
+
+
 def run_source(source: FlowSource, buffer: FeedBuffer, cancelled: Callable[[], bool], detector: Any = None) -> None:
     """Iterate ``source`` into ``buffer`` until it ends or ``cancelled()`` turns true (run this in a thread).
 

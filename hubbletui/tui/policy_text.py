@@ -14,7 +14,9 @@ DIRECTIONS = ("ingress", "egress")
 MAX_PEERS = 60
 
 
-def policy_view(engine: Any, ref: str) -> Text:
+def policy_view(engine: Any, ref: str, endpoint: Any = None) -> Text:
+    """``endpoint``: the pod as Hubble named it, when flows did; a pod the cluster state lacks (newer than a
+    snapshot) is then judged by its identity labels or its workload's template, as the engine decides."""
     text = Text()
 
     def line(*parts: tuple[str, str] | str, indent: int = 0) -> None:
@@ -27,7 +29,7 @@ def policy_view(engine: Any, ref: str) -> Text:
         text.append("\n")
 
     try:
-        subject = engine.resolve(ref)
+        subject = engine.subject_for_endpoint(endpoint) if endpoint is not None else engine.resolve(ref)
     except HubbleTuiError as exc:
         line((f"policy view of {ref}", "bold"))
         line((str(exc), "red"))

@@ -60,6 +60,8 @@ class DropDetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.status_bar = self.query_one(StatusBar)
+        self.hubble.update_status()
         title = Text(printable(self.title_text), style="bold")
         title.append(f"  ·  {len(self.keys)} drop group{'s' if len(self.keys) != 1 else ''}", "dim")
         self.query_one("#detail-title", Static).update(title)
@@ -124,16 +126,16 @@ class DropDetailScreen(Screen):
         self.hubble.redraw()
 
     def action_write_fix(self) -> None:
-        self.notify("no fix to write for this drop group", severity="warning", timeout=3)
+        self.notify("no fix to write for this drop group", severity="warning", timeout=3, markup=False)
 
     def action_copy_fix(self) -> None:
-        self.notify("no fix to copy for this drop group", severity="warning", timeout=3)
+        self.notify("no fix to copy for this drop group", severity="warning", timeout=3, markup=False)
 
     def action_next_format(self) -> None:
-        self.notify("no fix to show in another format", severity="warning", timeout=3)
+        self.notify("no fix to show in another format", severity="warning", timeout=3, markup=False)
 
     def action_toggle_patch(self) -> None:
-        self.notify("no fix to show as a patch", severity="warning", timeout=3)
+        self.notify("no fix to show as a patch", severity="warning", timeout=3, markup=False)
 
     def action_mark_fix(self) -> None:
-        self.notify("no fix to mark", severity="warning", timeout=3)
+        self.notify("no fix to mark", severity="warning", timeout=3, markup=False)

@@ -22,8 +22,9 @@ from hubbletui.tui.widgets.status_bar import StatusBar
 if TYPE_CHECKING:
     from hubbletui.tui.app import HubbleApp
 
-MAX_POD_ROWS = 200
-MAX_FLOW_ROWS = 500
+MAX_POD_ROWS = 100
+MAX_FLOW_ROWS = 200
+RATES_EVERY_S = 2.0  # per-minute rates move with time: every shown pod is redrawn this often
 LOG_LINES = 2_000
 LOG_PER_TICK = 40  # at high rates the log shows a sample; the tables count everything
 LOG_BACKFILL = 300
@@ -44,6 +45,7 @@ class MainScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self._cluster_generation = -1
+        self._rates_drawn = 0.0
         self.flow_order = "count"
 
     @property
@@ -65,6 +67,8 @@ class MainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.status_bar = self.query_one(StatusBar)
+        self.hubble.update_status()
         notes = self.hubble.notes
         widget = self.query_one("#notes", Static)
         widget.display = bool(notes)
@@ -102,8 +106,13 @@ class MainScreen(Screen):
         def cells(pod):
             return pod_cells(pod, now, pod_status(cluster, pod.namespace, pod.pod), cluster is not None)
 
-        # the per-minute rate moves with time even for pods without new drops: every shown pod is redrawn
-        table.sync([(p.ref, p) for p in pods], cells, lambda pod: True)
+        now_s = app.clock()
+        if full or now_s - self._rates_drawn >= RATES_EVERY_S:
+            self._rates_drawn = now_s
+            dirty = lambda pod: True  # noqa: E731
+        else:
+            dirty = lambda pod: pod.ref in changes.pods  # noqa: E731
+        table.sync([(p.ref, p) for p in pods], cells, dirty)
 
     def _refresh_rows(self, changes: Changes | None) -> None:
         app = self.hubble
@@ -127,7 +136,7 @@ class MainScreen(Screen):
             log.write(Text(f"… {skipped:,} flows not shown (the tables count them all)", style="dim italic"))
             flows = flows[-LOG_PER_TICK:]
         for flow in flows:
-            log.write(log_line(flow, clock_time(flow.time_ns)), shrink=False)
+            _write_line(log, log_line(flow, clock_time(flow.time_ns)))
 
     def backfill_log(self) -> None:
         log = self.query_one("#log", RichLog)
@@ -135,7 +144,7 @@ class MainScreen(Screen):
         query = self.hubble.query
         where = None if query.is_empty else (lambda f: query.match_flow(f, self.hubble.is_refused))
         for flow in self.hubble.store.recent_flows(LOG_BACKFILL, where):
-            log.write(log_line(flow, clock_time(flow.time_ns)), shrink=False)
+            _write_line(log, log_line(flow, clock_time(flow.time_ns)))
 
     def reset_tables(self) -> None:
         self.query_one("#pods", KeyedTable).reset()
@@ -144,9 +153,11 @@ class MainScreen(Screen):
     # ---------------------------------------------------------------------------------------------------
     # actions
 
+    def focus_table(self) -> None:
+        self.query_one("#rows" if self.active_tab == "flows" else "#pods", KeyedTable).focus()
+
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        table = self.query_one("#rows" if self.active_tab == "flows" else "#pods", KeyedTable)
-        table.focus()
+        self.focus_table()
         if self.active_tab == "flows":
             self.backfill_log()
         self.refresh_views(None)
@@ -162,7 +173,8 @@ class MainScreen(Screen):
 
     def action_toggle_sort(self) -> None:
         self.flow_order = "last" if self.flow_order == "count" else "count"
-        self.notify(f"flows sorted by {'last seen' if self.flow_order == 'last' else 'count'}", timeout=2)
+        order = "last seen" if self.flow_order == "last" else "count"
+        self.notify(f"flows sorted by {order}", timeout=2, markup=False)
         self.refresh_views(None)
 
     def action_clear_filter(self) -> None:
@@ -190,13 +202,20 @@ class MainScreen(Screen):
         self.action_drill()
 
     def action_policy(self) -> None:
+        endpoint = None
         if self.active_tab == "flows":
             key = self.selected_row()
             row = self.hubble.store.rows.get(key) if key else None
-            ref = f"{row.src_ep.namespace}/{row.src_ep.pod}" if row is not None and row.src_ep.pod else None
+            endpoint = row.src_ep if row is not None and row.src_ep.pod else None
+            ref = f"{endpoint.namespace}/{endpoint.pod}" if endpoint is not None else None
         else:
             ref = self.selected_pod()
         if ref is None:
-            self.notify("select a pod first", severity="warning", timeout=3)
+            self.notify("select a pod first", severity="warning", timeout=3, markup=False)
             return
-        self.hubble.open_policy(ref)
+        self.hubble.open_policy(ref, endpoint)
+
+
+def _write_line(log: RichLog, line: Text) -> None:
+    # at its own width: RichLog would measure it against the console and cut it; the log scrolls sideways
+    log.write(line, width=max(line.cell_len, 1))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 class PolicyScreen(Screen):
     BINDINGS = [Binding("escape", "back", "Back")]
 
-    def __init__(self, ref: str):
+    def __init__(self, ref: str, endpoint: Any = None):
         super().__init__()
         self.ref = ref
+        self.endpoint = endpoint
 
     @property
     def hubble(self) -> HubbleApp:
@@ -41,13 +42,16 @@ class PolicyScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.status_bar = self.query_one(StatusBar)
+        self.hubble.update_status()
         body = self.query_one("#policy-body", Static)
         title = Text(f"policy view of {printable(self.ref)}\n\n", style="bold")
         if self.hubble.engine is None:
             body.update(title + Text(NO_CLUSTER, style="yellow"))
             return
         body.update(title + Text("reading the policy graph…", style="italic dim"))
-        self.run_worker(lambda: policy_view(self.hubble.engine, self.ref), name="policy", group="policy",
+        self.run_worker(lambda: policy_view(self.hubble.engine, self.ref, self.endpoint), name="policy",
+                        group="policy",
                         thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

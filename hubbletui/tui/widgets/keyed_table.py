@@ -65,7 +65,7 @@ class KeyedTable(DataTable):
             if old is None:
                 self.add_row(*cells, key=row_id)
             else:
-                for column, new, before in zip(columns, cells, old):
+                for column, new, before in zip(columns, cells, old, strict=True):
                     if not _same(new, before):
                         self.update_cell(row_id, column, new)
             self._shown[row_id] = cells

@@ -8,7 +8,8 @@ from textual.widgets import Input
 
 FILTER, COMMAND = "filter", "command"
 _PLACEHOLDER = {
-    FILTER: "filter: words  !not  ns:NAME  pod:NAME  verdict:dropped|forwarded|refused  port:N   (enter keeps, esc undoes)",
+    FILTER: "filter: words  !not  ns:NAME  pod:NAME  verdict:dropped|forwarded|refused  port:N  "
+            "(enter keeps, esc undoes)",
     COMMAND: "command: ns NAME | pod NAME | ns | drops | flows | policy POD | pause | follow | help | q",
 }
 

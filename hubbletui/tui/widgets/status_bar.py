@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from hubbletui.render.safe import printable
 from hubbletui.sources.base import CONNECTING, ENDED, FAILED, PAUSED, RETRYING, STREAMING, SourceState
@@ -62,16 +62,23 @@ def render_status(info: StatusInfo) -> Text:
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
 
 
-class StatusBar(Static):
+class StatusBar(Widget):
+    """One line, redrawn in place: Static.update would ask for a layout of the whole screen on every tick."""
+
     DEFAULT_CSS = """
     StatusBar { height: 1; background: $panel; padding: 0 1; }
     """
 
     def __init__(self, **kwargs):
-        super().__init__("", **kwargs)
+        super().__init__(**kwargs)
         self._last: StatusInfo | None = None
+        self._text = Text()
 
     def show(self, info: StatusInfo) -> None:
         if info != self._last:
             self._last = info
-            self.update(render_status(info))
+            self._text = render_status(info)
+            self.refresh()
+
+    def render(self) -> Text:
+        return self._text

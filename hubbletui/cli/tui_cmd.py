@@ -1,0 +1,255 @@
+"""`hubbletui tui`, `hubbletui pick` and `hubbletui demo`: the commands that open the TUI.
+
+Textual is imported only once a TUI is really about to run (`demo --print-fixes` stays headless).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hubbletui.cli.cluster_options import cluster_options, engine_options, report_load
+from hubbletui.cli.flow_options import build_query, filter_options, require_one_source, server_options, time_options
+from hubbletui.cluster.model import ClusterState
+from hubbletui.errors import ExitCode, HubbleTuiError
+from hubbletui.flows.request import FlowQuery
+
+SERVER_HISTORY = 10_000  # flows a live TUI asks the server for before following (its recent buffer)
+DEMO_SPEED = 5.0
+_NO_KUBECONFIG = ("flows only: no cluster (no --cluster PATH, and no kubeconfig for --live), so pod status, "
+                  "explanations, fixes and mesh refusals are missing")
+
+
+def _tui_options(func):
+    func = click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Where `w` writes fixes (default: the current folder).")(func)
+    func = engine_options(func)
+    func = cluster_options(func)
+    func = time_options(func)
+    func = filter_options(func)
+    func = server_options(func)
+    func = click.option("--speed", type=float, default=None, metavar="X",
+                        help="With --input-file: replay at X times the recorded pace (1 = real time); "
+                             "without it the recording is read as fast as it loads.")(func)
+    func = click.option("--input-file", metavar="FILE|-", help="Replay a jsonpb recording (.gz ok; - for stdin).")(func)
+    return func
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_tui_options
+def tui(**kwargs) -> int:
+    """Open the TUI on a Hubble server (live) or a recording (replay).
+
+    \b
+      hubbletui --server localhost:4245 --live
+      hubbletui --input-file incident.json --speed 10 --cluster snapshot/
+
+    The cluster is read live by default when a kubeconfig is there; flows alone work without one.
+    """
+    _run(kwargs, pick=False)
+    return ExitCode.OK
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_tui_options
+def pick(**kwargs) -> int:
+    """Open the TUI; mark fixes with `m`; on quit, write the marked fixes to stdout as YAML.
+
+    \b
+      hubbletui pick --input-file incident.json --cluster snapshot/ > fixes.yaml
+
+    The TUI draws on the terminal (/dev/tty) while stdout goes to the file. Exit code 3 when nothing was marked.
+    """
+    picked = _run(kwargs, pick=True)
+    if not picked:
+        click.echo("hubbletui: no fix was marked; nothing written", err=True)
+        return ExitCode.NOTHING_TO_FIX
+    _write_picked(picked)
+    return ExitCode.OK
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--speed", type=float, default=DEMO_SPEED, show_default=True, metavar="X",
+              help="Replay speed of the scenario (1 = its real pace, about 4.5 minutes).")
+@click.option("--loop", is_flag=True, help="Play the scenario again and again.")
+@click.option("--print-fixes", is_flag=True, help="No TUI: print the scenario's fixes (YAML) and exit.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where `w` writes fixes (default: the current folder).")
+def demo(speed: float, loop: bool, print_fixes: bool, out_dir: Path | None) -> int:
+    """The built-in FoundationDB-exporter scenario, no cluster and no network needed.
+
+    Our own replay server serves the scenario's recording on a loopback port and the TUI reads it over gRPC,
+    the same path as a live relay; the policy side reads the scenario's cluster snapshot.
+    """
+    if speed <= 0:
+        raise click.BadParameter("the speed must be positive", param_hint="--speed")
+    recording, cluster = _demo_scenario()
+    if print_fixes:
+        return _print_demo_fixes(recording, cluster)
+    from hubbletui.server.playlist import Playlist
+    from hubbletui.tui.loopback import LoopbackReplaySource
+
+    state = _load_snapshot(cluster)
+    playlist = Playlist.load(recording, _say)
+    source = LoopbackReplaySource(playlist, speed=speed, loop=loop, name="demo")
+    _launch(source, state, _engine(state, {}), notes=(), out_dir=out_dir, pick=False)
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _run(kwargs: dict, *, pick: bool) -> list[Any]:
+    input_file, server, speed = kwargs.pop("input_file"), kwargs.pop("server"), kwargs.pop("speed")
+    out_dir = kwargs.pop("out_dir")
+    require_one_source(input_file, server)
+    if speed is not None and speed <= 0:
+        raise click.BadParameter("the speed must be positive", param_hint="--speed")
+    if speed is not None and not input_file:
+        raise click.BadParameter("--speed goes with --input-file (a live server has its own pace)",
+                                 param_hint="--speed")
+    if input_file == "-" and not pick and sys.stdin.isatty():
+        raise click.BadParameter("--input-file - reads stdin, which is the terminal here", param_hint="--input-file")
+    from hubbletui.tui.feed import Reports
+
+    reports = Reports()
+    state, notes = _cluster_for_tui(kwargs)
+    engine = _engine(state, kwargs) if state is not None else None
+    if input_file:
+        query = build_query(kwargs)
+        _drop_server_flags(kwargs)
+        source = _recording_source(input_file, speed, query, reports)
+    else:
+        query = build_query(kwargs, follow=True)
+        if query.since_ns is None and not query.number:
+            query.number = SERVER_HISTORY
+        source = _grpc_source(server, kwargs, query)
+    try:
+        return _launch(source, state, engine, notes=notes, out_dir=out_dir, pick=pick, reports=reports)
+    finally:
+        stop = getattr(state, "stop", None)
+        if stop is not None:
+            stop()
+
+
+def _launch(source, state: ClusterState | None, engine, *, notes, out_dir: Path | None, pick: bool,
+            reports=None) -> list[Any]:
+    from hubbletui.tui.app import create_app
+    from hubbletui.tui.tty_driver import TtyDriver, needs_tty_driver
+
+    driver = {}
+    if needs_tty_driver():
+        if not os.path.exists("/dev/tty"):
+            raise HubbleTuiError("no terminal to draw on: the TUI needs one (stdin, stderr or /dev/tty)")
+        driver = {"driver_class": TtyDriver}
+    app = create_app(source, cluster=state, engine=engine, notes=notes, out_dir=out_dir, pick=pick,
+                     reports=reports, **driver)
+    result = app.run()
+    if app.return_code not in (None, 0):
+        raise HubbleTuiError("the TUI stopped on an error (shown above)")
+    return list(result or [])
+
+
+def _recording_source(path: str, speed: float | None, query: FlowQuery, reports):
+    from hubbletui.sources.recording_source import RecordingSource
+
+    if path != "-" and not os.path.exists(path):
+        raise HubbleTuiError(f"{path}: no such file")
+    return RecordingSource(path, speed=speed, query=query, report=reports)
+
+
+def _grpc_source(server: str | None, kwargs: dict, query: FlowQuery):
+    from hubbletui.sources.dial import DialOptions
+    from hubbletui.sources.grpc_client import GrpcSource
+
+    options = DialOptions.from_cli(server, kwargs)
+    return GrpcSource(options, query)
+
+
+def _drop_server_flags(kwargs: dict) -> None:
+    for name in ("tls", "tls_allow_insecure", "tls_ca_cert_files", "tls_client_cert_file", "tls_client_key_file",
+                 "tls_server_name", "timeout"):
+        kwargs.pop(name, None)
+
+
+def _kubeconfig_available() -> bool:
+    paths = [p for p in (os.environ.get("KUBECONFIG") or "").split(os.pathsep) if p]
+    if any(os.path.exists(os.path.expanduser(p)) for p in paths):
+        return True
+    return os.path.exists(os.path.expanduser("~/.kube/config")) or bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def _cluster_for_tui(kwargs: dict) -> tuple[ClusterState | None, tuple[str, ...]]:
+    """--cluster or --live as asked (failing loudly); otherwise live when a kubeconfig is there, and when that
+    fails, flows only with a note saying why."""
+    paths, live = kwargs.pop("cluster", ()), kwargs.pop("live", False)
+    context, kubeconfig = kwargs.pop("context", None), kwargs.pop("kubeconfig", None)
+    if paths and live:
+        raise click.UsageError("give either --cluster PATH or --live, not both")
+    if (context or kubeconfig) and not live:
+        raise click.UsageError("--context and --kubeconfig go with --live")
+    if paths:
+        return _load_snapshot(list(paths)), ()
+    if not live and not _kubeconfig_available():
+        return None, (_NO_KUBECONFIG,)
+    from hubbletui.cluster.live import load_live
+
+    _say("reading the cluster (get/list/watch only)…")
+    try:
+        state = load_live(context=context, kubeconfig=kubeconfig, watch=True)
+    except HubbleTuiError as exc:
+        if live:
+            raise
+        return None, (f"flows only: reading the cluster from the kubeconfig failed ({exc}); give --cluster PATH "
+                      "or fix access and use --live",)
+    report_load(state)
+    notes = tuple(f"cluster: {w}" for w in state.warnings[:2])
+    return state, notes
+
+
+def _load_snapshot(paths) -> ClusterState:
+    from hubbletui.cluster.snapshot import load_snapshot
+
+    state = load_snapshot(paths)
+    report_load(state)
+    return state
+
+
+def _engine(state: ClusterState, kwargs: dict):
+    from hubbletui.policy.engine import PolicyEngine
+
+    return PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
+                        istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
+                        follow=bool(getattr(state, "stop", None)))
+
+
+def _demo_scenario() -> tuple[Path, Path]:
+    """(recording, cluster snapshot folder) of the built-in scenario."""
+    try:
+        from hubbletui import demo as scenario
+    except ImportError as exc:
+        raise HubbleTuiError(f"the demo scenario is not part of this installation ({exc})") from None
+    return scenario.recording_path(), scenario.cluster_path()
+
+
+def _print_demo_fixes(recording: Path, cluster: Path) -> int:
+    try:
+        from hubbletui.suggest.report import print_fixes
+    except ImportError as exc:
+        raise HubbleTuiError(f"printing fixes needs the suggest module, which this build lacks ({exc})") from None
+    return print_fixes(recording=recording, cluster=cluster)
+
+
+def _write_picked(picked: list[Any]) -> None:
+    from hubbletui.tui.fixes import picked_yaml
+
+    sys.stdout.write(picked_yaml(picked))
+    sys.stdout.flush()
+
+
+def _say(message: str) -> None:
+    click.echo(f"hubbletui: {message}", err=True)

@@ -1,0 +1,41 @@
+"""The built-in demo scenario: a cluster snapshot and a Hubble recording that tell one story.
+
+database/fdb-exporter crashloops. First its egress to FoundationDB (4500/TCP) is dropped under a label-based
+CiliumNetworkPolicy regime (its pods lack `fdb-client: "true"`); once that label is on the pod template, Istio's
+AuthorizationPolicy on FoundationDB refuses the exporter's principal (Cilium forwards, the sidecar closes the
+connection within milliseconds); and Prometheus in `monitoring` is dropped on ingress to the exporter's metrics
+port (9161/TCP). Background traffic (DNS, HTTP between shop services, scrapes, FoundationDB replication, probes)
+and a few drops for other reasons surround it.
+
+The snapshot is the cluster as it was before any fix (the new exporter pod of the recording's second half is not
+in it). Both files are made by `scripts/make_demo.py`, deterministically; do not edit them by hand.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from hubbletui.errors import HubbleTuiError
+
+RECORDING = "flows.jsonl"
+CLUSTER = "cluster"
+
+
+def scenario_dir() -> Path:
+    """The folder holding the scenario, wherever the package is installed."""
+    root = files(__name__)
+    if not isinstance(root, Path):
+        # a zip import: the files exist only inside the archive, and the readers need real paths
+        raise HubbleTuiError("the demo scenario needs hubbletui installed as files, not imported from a zip")
+    return root
+
+
+def recording_path() -> Path:
+    """The recording: jsonpb lines, as `hubble observe -o jsonpb` writes them."""
+    return scenario_dir() / RECORDING
+
+
+def cluster_path() -> Path:
+    """The cluster snapshot folder: one `kubectl get -A -o yaml` list per kind."""
+    return scenario_dir() / CLUSTER
