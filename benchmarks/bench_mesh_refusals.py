@@ -23,7 +23,8 @@ MS = 1_000_000
 
 
 def endpoint(app: str, index: int, ip: str) -> Endpoint:
-    labels = (f"k8s:app={app}", "k8s:io.kubernetes.pod.namespace=shop", f"k8s:io.cilium.k8s.policy.serviceaccount={app}",
+    labels = (f"k8s:app={app}", "k8s:io.kubernetes.pod.namespace=shop",
+              f"k8s:io.cilium.k8s.policy.serviceaccount={app}",
               "k8s:io.cilium.k8s.namespace.labels.istio-injection=enabled", "k8s:security.istio.io/tlsMode=istio")
     return Endpoint("shop", f"{app}-{index}", labels, 1000 + index, (("Deployment", app),), ip, "")
 

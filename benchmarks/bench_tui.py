@@ -15,6 +15,7 @@ Prints flows delivered, flows the buffer dropped, key latency (median, p99, max)
 
 from __future__ import annotations
 
+import os
 import argparse
 import asyncio
 import random
@@ -31,7 +32,7 @@ from textual.drivers.headless_driver import HeadlessDriver  # noqa: E402
 from hubbletui.flows.decode import event_from_json  # noqa: E402
 from hubbletui.flows.model import Flow  # noqa: E402
 from hubbletui.sources.base import STREAMING, SourceState, SourceStats  # noqa: E402
-from hubbletui.tui.app import create_app  # noqa: E402
+from hubbletui.tui.app import create_app, freeze_startup_objects  # noqa: E402
 
 KEYS = ("space", "space", "2", "1")
 KEY_INTERVAL = 0.25
@@ -140,6 +141,7 @@ async def bench(seconds: float, rate: int, with_cluster: bool) -> dict:
         engine = PolicyEngine(cluster)
     source = PacedPool(pool, rate)
     app = create_app(source, cluster=cluster, engine=engine, driver_class=DiscardingTerminal)
+    if not os.environ.get("NOFREEZE"): freeze_startup_objects()  # as `hubbletui tui` does before it runs the app
     answered: dict[str, float] = {}
 
     def timed(name, method):
@@ -155,6 +157,7 @@ async def bench(seconds: float, rate: int, with_cluster: bool) -> dict:
     app.action_toggle_follow = timed("space", app.action_toggle_follow)
     main.action_show_tab = timed("tab", main.action_show_tab)
     latencies, action_latencies = [], []
+    by_kind: dict[str, list[float]] = {"space": [], "tab": []}
     start = time.perf_counter()
     presses = 0
     while time.perf_counter() - start < seconds:
@@ -172,6 +175,7 @@ async def bench(seconds: float, rate: int, with_cluster: bool) -> dict:
                 drawn = [f for f in DiscardingTerminal.frames[frames_before:] if f >= done]
                 if drawn:
                     latencies.append(drawn[0] - sent)
+                    by_kind[name].append(drawn[0] - sent)
                     action_latencies.append(done - sent)
                     break
             if time.perf_counter() - sent > 5:
@@ -187,6 +191,10 @@ async def bench(seconds: float, rate: int, with_cluster: bool) -> dict:
         "key->frame p99 ms": sorted(latencies)[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
         "key->frame max ms": max(latencies) * 1000,
         "key->action median ms": statistics.median(action_latencies) * 1000,
+        "pause/follow (space) median ms": statistics.median(by_kind["space"]) * 1000,
+        "pause/follow (space) max ms": max(by_kind["space"]) * 1000,
+        "switch view (1, 2) median ms": statistics.median(by_kind["tab"]) * 1000,
+        "switch view (1, 2) max ms": max(by_kind["tab"]) * 1000,
         "rss after the pool MiB": rss_pool / 1024, "peak rss MiB": rss_kib("VmHWM") / 1024,
         "store rows": len(app.store.rows), "rows evicted": app.store.stats.rows_evicted,
         "pods ranked": len(app.store.pods), "mesh refusals": len(app.store.refusals),

@@ -46,7 +46,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -54,10 +54,9 @@ import yaml
 from google.protobuf import json_format
 
 SEED = 20261127
-T0 = datetime(2026, 11, 27, 23, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 27, 23, 0, 0, tzinfo=UTC)
 T0_NS = int(T0.timestamp()) * 1_000_000_000
 END_S = 270.0
-SNAPSHOT_S = 120.0
 CLUSTER = "demo"
 NODES = ("control-plane", "worker-1", "worker-2", "worker-3")
 NODE_IPS = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4", "worker-3": "172.18.0.5"}
@@ -95,7 +94,7 @@ def ns_at(seconds: float) -> int:
 def rfc3339(ns: int) -> str:
     """As Go's protojson prints a Timestamp: 0, 3, 6 or 9 fractional digits."""
     sec, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if frac == 0:
         return base + "Z"
     if frac % 1_000_000 == 0:
@@ -150,12 +149,12 @@ NAMESPACE_LABELS = {
     "payments": {},
 }
 NAMESPACE_CREATED = {
-    "kube-system": datetime(2026, 9, 14, 8, 2, 11, tzinfo=timezone.utc),
-    "istio-system": datetime(2026, 9, 14, 8, 20, 45, tzinfo=timezone.utc),
-    "database": datetime(2026, 9, 21, 10, 4, 2, tzinfo=timezone.utc),
-    "monitoring": datetime(2026, 9, 15, 9, 31, 40, tzinfo=timezone.utc),
-    "shop": datetime(2026, 10, 2, 13, 12, 9, tzinfo=timezone.utc),
-    "payments": datetime(2026, 10, 2, 13, 14, 55, tzinfo=timezone.utc),
+    "kube-system": datetime(2026, 9, 14, 8, 2, 11, tzinfo=UTC),
+    "istio-system": datetime(2026, 9, 14, 8, 20, 45, tzinfo=UTC),
+    "database": datetime(2026, 9, 21, 10, 4, 2, tzinfo=UTC),
+    "monitoring": datetime(2026, 9, 15, 9, 31, 40, tzinfo=UTC),
+    "shop": datetime(2026, 10, 2, 13, 12, 9, tzinfo=UTC),
+    "payments": datetime(2026, 10, 2, 13, 14, 55, tzinfo=UTC),
 }
 
 
@@ -164,7 +163,7 @@ def in_mesh(namespace: str) -> bool:
 
 
 def _d(y, mo, d, h, mi, s) -> datetime:
-    return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
+    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
 
 
 def _http(name: str = "http", number: int = 8080) -> Port:
@@ -857,10 +856,6 @@ def cluster_files(world: World) -> dict[str, list[dict]]:
     }
 
 
-def policy_uid(kind: str, namespace: str, name: str) -> str:
-    return make_uid(kind, namespace, name)
-
-
 # ---------------------------------------------------------------------------------------------- YAML out
 
 class KubectlDumper(yaml.SafeDumper):
@@ -955,7 +950,7 @@ def policy_ref(kind: str, namespace: str, name: str, revision: int = 47) -> dict
     labels = [f"k8s:io.cilium.k8s.policy.derived-from={kind}", f"k8s:io.cilium.k8s.policy.name={name}"]
     if namespace:
         labels.append(f"k8s:io.cilium.k8s.policy.namespace={namespace}")
-    labels.append(f"k8s:io.cilium.k8s.policy.uid={policy_uid(kind, namespace, name)}")
+    labels.append(f"k8s:io.cilium.k8s.policy.uid={make_uid(kind, namespace, name)}")
     out: dict = {"name": name}
     if namespace:
         out["namespace"] = namespace
@@ -1050,7 +1045,7 @@ class Recording:
     # ------------------------------------------------------------------------------- TCP and UDP packets
 
     def packet(self, t: int, client: Party, server: Party, cport: int, sport: int, flags: Iterable[str], *,
-               reply: bool, reason: str, hop_ns: int = 0, l4: dict | None = None) -> None:
+               reply: bool, reason: str) -> None:
         """One packet of a connection client -> server, at every point Hubble (medium aggregation) reports it.
 
         A request packet is seen leaving the client's node (to-overlay) and arriving at the server (to-endpoint);
@@ -1058,8 +1053,7 @@ class Recording:
         """
         flags = tuple(flags)
         src, dst = (server, client) if reply else (client, server)
-        if l4 is None:
-            l4 = tcp(sport, cport, flags) if reply else tcp(cport, sport, flags)
+        l4 = tcp(sport, cport, flags) if reply else tcp(cport, sport, flags)
         s_node, d_node = node_of(src), node_of(dst)
         local_src = isinstance(src, Pod)
         local_dst = isinstance(dst, Pod)
@@ -1077,7 +1071,7 @@ class Recording:
                 self.add(t, flow_event(t, s_node, src, dst, l4, event=(4, 3), direction=src_dir,
                                        point="TO_STACK", trace_reason=reason, is_reply=reply))
         if local_dst:
-            t2 = t + (hop_ns or HOP_NS) if local_src else t
+            t2 = t + HOP_NS if local_src else t
             self.add(t2, flow_event(t2, d_node, src, dst, l4, direction=dst_dir, point="TO_ENDPOINT",
                                     trace_reason=reason, is_reply=reply))
 
@@ -1515,7 +1509,9 @@ def build_recording(w: World) -> Recording:
 
 def camel_case(event: dict) -> dict:
     """The same response with lowerCamelCase JSON names (what protojson writes without UseProtoNames)."""
-    from hubbletui.proto.observer import observer_pb2  # the generator runs from the repository
+    from hubbletui.proto.observer import (
+        observer_pb2,  # the generator runs from the repository
+    )
 
     msg = json_format.Parse(orjson.dumps(event), observer_pb2.GetFlowsResponse())
     return json_format.MessageToDict(msg)
@@ -1535,7 +1531,7 @@ def fixtures(w: World) -> dict[str, bytes]:
             part(rec, w)
         return rec
 
-    everything = lambda ev: True  # noqa: E731
+    everything = lambda ev: True
     egress_drop = run(phase1_exporter_denied).only(lambda ev: "flow" in ev and "drop_reason" in ev["flow"], 6)
     ingress_drop = run(phase3_prometheus_denied).only(everything, 4)
     deny181 = run(other_drops).only(lambda ev: ev["flow"].get("drop_reason") == 181, 3)

@@ -82,7 +82,8 @@ def test_crashlooping_client_is_refused_by_authorization_policy(detector):
     assert refusal.conn == ("shop/checkout", "shop/payments", "8080/TCP")
     assert refusal.count == 12
     assert any("12 closed by the destination right after the handshake" in line for line in refusal.evidence_lines())
-    assert any(line.startswith("nearest: shop/payments-allow rule 0 lacks principal") for line in refusal.detail_lines())
+    assert any(line.startswith("nearest: shop/payments-allow rule 0 lacks principal")
+               for line in refusal.detail_lines())
 
 
 def test_admitted_workload_with_quick_closes_is_not_flagged(detector):
@@ -152,6 +153,20 @@ def test_fixing_the_policy_clears_the_refusal_as_state_changes(detector, state):
     assert ("shop/checkout", "shop/payments", 8080) not in pairs
     assert ("legacy/batch", "shop/ledger", 5432) not in pairs
     assert ("shop/search", "shop/catalog", 9080) in pairs
+
+
+def test_a_fix_checked_on_a_what_if_view_admits_the_refused_source(detector):
+    # how `suggest` checks an AuthorizationPolicy fix for a refusal (the integration proposed to its owner)
+    from hubbletui.policy import istio_layer
+    refusal = by_pair(detector.refusals())[("shop/checkout", "shop/payments", 8080)]
+    engine = detector.engine
+    nearest = refusal.decision["nearest"][0]["policy"]  # "shop/payments-allow"
+    policy = copy.deepcopy(engine.state.get("AuthorizationPolicy", *nearest.split("/")))
+    policy["spec"]["rules"][0]["from"][0]["source"]["principals"].append(refusal.source_principal)
+    view = engine.what_if(upserts=[policy])
+    assert istio_layer.evaluate(view, refusal.src, refusal.dst, refusal.port, "TCP").verdict == "allowed"
+    assert view.trace(refusal.src, refusal.dst, refusal.port).verdict == "allowed"
+    assert ("shop/checkout", "shop/payments", 8080) in by_pair(detector.refusals())  # the base is untouched
 
 
 # A stale snapshot: the pods were replaced (new names) or are gone. The engine's subject_for_endpoint stands in

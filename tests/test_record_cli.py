@@ -38,7 +38,7 @@ def wait_for_lines(path, count: int, timeout: float = 15) -> None:
 
 
 def test_record_a_window_then_append_more(server, tmp_path):
-    out = tmp_path / "rec.json"
+    out = tmp_path / "out.json"
     proc = run_cli("record", "--server", server.address, "--no-follow", "--verdict", "DROPPED", "-o", str(out))
     assert proc.returncode == 0 and proc.stdout == b""
     assert proc.stderr.decode() == f"hubbletui: recorded 10 flows to {out}\n"

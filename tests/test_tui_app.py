@@ -68,8 +68,8 @@ async def test_drops_are_ranked_and_the_status_bar_counts():
         assert pod_ids(app) == [EXPORTER, "monitoring/prometheus-0"]
         table = app.screen.query_one("#pods", KeyedTable)
         assert table.get_cell(EXPORTER, "drops").value == 10
-        assert table.get_cell(EXPORTER, "peer").plain == "→ database/fdb-0"
-        assert table.get_cell(EXPORTER, "status").plain == "no cluster"
+        assert table.get_cell(EXPORTER, "peer").plain.strip() == "→ database/fdb-0"
+        assert table.get_cell(EXPORTER, "status").plain.strip() == "no cluster"
         status = status_text(app)
         for part in ("pushed flows", "streaming", "18 flows", "lost 5", "nodes unavailable: worker-2", "FOLLOWING"):
             assert part in status
@@ -214,7 +214,7 @@ async def test_drill_in_explains_per_layer_and_shows_pod_status():
         source.push(story_flows())
         await settle(pilot, app, 18)
         table = app.screen.query_one("#pods", KeyedTable)
-        assert table.get_cell(EXPORTER, "status").plain == "CrashLoopBackOff (7 restarts)"
+        assert table.get_cell(EXPORTER, "status").plain.strip() == "CrashLoopBackOff (7 restarts)"
         await pilot.press("enter")
         deadline = time.monotonic() + 5
         while not app.screen.analyses and time.monotonic() < deadline:

@@ -131,4 +131,4 @@ async def prompt(pilot, key: str, text: str) -> None:
         pilot.app.focused.post_message(events.Paste(text))
         await pilot.pause()
     await pilot.press("enter")
-    await pilot.pause()
+    await pilot.pause(0.15)  # the views redraw at the next tick

@@ -249,6 +249,8 @@ class ConnectionTracker:
             return
         if conn is None or conn.done:
             return
+        if "PSH" in flags:
+            conn.server_data = True  # (a FIN may carry the last data: it is not a silent close)
         if "RST" in flags or "FIN" in flags:
             conn.done = True
             group = conn.group
@@ -267,8 +269,6 @@ class ConnectionTracker:
                 group.closes.append(QuickClose(t, key[1], delay, flag, conn.server_data))
             else:
                 group.carried_on += 1
-        elif "PSH" in flags:
-            conn.server_data = True
 
     def _open(self, key: tuple, group: GroupStats, t: int) -> _Conn:
         conns = self._conns

@@ -69,6 +69,10 @@ class RowKey(NamedTuple):
         """A stable string form, for widgets that key rows by strings."""
         return "\x1f".join(self)
 
+    @classmethod
+    def from_id(cls, text: str) -> RowKey:
+        return cls(*text.split("\x1f"))
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -444,33 +448,40 @@ class FlowStore:
         changes, self._changes = self._changes, Changes()
         return changes
 
+    def pod_rank(self) -> Callable[[PodDrops], tuple]:
+        """The ranking key of pods (higher first): recent drops, then all drops, then the latest drop."""
+        now = self.latest_ns
+
+        def rank(p: PodDrops) -> tuple:
+            return p.recent(now), p.total, p.last_ns, p.ref
+
+        return rank
+
+    @staticmethod
+    def row_rank(order: str = "count") -> Callable[[Row], tuple]:
+        """The ranking key of rows (higher first): by count (drops first among equals) or by last seen."""
+        if order == "last":
+            return lambda r: (r.last_ns, r.count, r.key)
+        return lambda r: (r.count, r.is_drop, r.last_ns, r.key)
+
     def ranked_pods(self, limit: int | None = None,
                     where: Callable[[PodDrops], bool] | None = None) -> list[PodDrops]:
-        """Pods by recent drops, then all drops, then the latest drop."""
-        now = self.latest_ns
+        """Pods by `pod_rank`."""
         pods: Iterable[PodDrops] = self.pods.values()
         if where is not None:
             pods = filter(where, pods)
-
-        def rank(p: PodDrops):
-            return p.recent(now), p.total, p.last_ns, p.ref
-
+        rank = self.pod_rank()
         if limit is None:
             return sorted(pods, key=rank, reverse=True)
         return heapq.nlargest(limit, pods, key=rank)
 
     def top_rows(self, limit: int | None = None, where: Callable[[Row], bool] | None = None,
                  order: str = "count") -> list[Row]:
-        """Rows by count (drops first among equals) or by last seen."""
+        """Rows by `row_rank`."""
         rows: Iterable[Row] = self.rows.values()
         if where is not None:
             rows = filter(where, rows)
-        if order == "last":
-            def rank(r: Row):
-                return r.last_ns, r.count, r.key
-        else:
-            def rank(r: Row):
-                return r.count, r.is_drop, r.last_ns, r.key
+        rank = self.row_rank(order)
         if limit is None:
             return sorted(rows, key=rank, reverse=True)
         return heapq.nlargest(limit, rows, key=rank)

@@ -16,11 +16,12 @@ did not change and can list the connections the change newly allows.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from hubbletui.cluster.model import WORKLOAD_KINDS, Change, ClusterState, object_key
 from hubbletui.errors import HubbleTuiError
@@ -29,7 +30,8 @@ from hubbletui.policy.cilium import compile_cilium_policy
 from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
 from hubbletui.policy.k8s import compile_network_policy
 from hubbletui.policy.labels import DEFAULT_CLUSTER, NAMESPACE_LABEL, LabelSet, parse_hubble_labels
-from hubbletui.policy.ports import PortSet, normalise_protocol
+from hubbletui.policy.ports import ALL_PORTS, PortSet, normalise_protocol
+from hubbletui.policy.selectors import LabelIndex
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult, TraceResult
 from hubbletui.policy.rules import ALLOW, DENY, EGRESS, INGRESS, CompiledPolicy, PolicyKey, Rule
 from hubbletui.policy.subjects import IDENTITY_NAMES, RESERVED_IDENTITIES, Subject, entity_subject, ip_subject
@@ -42,19 +44,6 @@ NEAREST_LIMIT = 5
 REFERENCE_ENTITIES = ("world", "host", "remote-node", "kube-apiserver")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[-A-Za-z0-9_]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_](?:[-A-Za-z0-9_]*"
                        r"[A-Za-z0-9])?)+\.?$")
-
-
-@dataclass(frozen=True)
-class NewlyAllowed:
-    """One pair a what-if change opens: ``ports`` were denied before and are allowed after."""
-
-    src: Subject
-    dst: Subject
-    ports: PortSet
-
-    def to_dict(self) -> dict:
-        return {"src": self.src.workload_ref, "dst": self.dst.workload_ref, "ports": self.ports.to_dict(),
-                "text": f"{self.src.workload_ref} -> {self.dst.workload_ref}: {self.ports.text()}"}
 
 
 class PolicyEngine:
@@ -89,6 +78,10 @@ class PolicyEngine:
         self._flat_by_ns: dict[str | None, tuple[Rule, ...]] = {}
         self._selection: dict = {}
         self._resolved: dict[str, Subject] = {}
+        self._endpoints: list[Subject] | None = None
+        self._connections: dict = {}  # (src, dst identity, dst named ports) -> PortSet
+        self._endpoint_index: LabelIndex | None = None
+        self._peer_index: tuple[dict[str, list[Rule]], list[Rule]] | None = None
         services = list(self.services.values())
         for kind in CILIUM_KINDS:
             for obj in state.list(kind):
@@ -110,6 +103,7 @@ class PolicyEngine:
             self._rules_by_ns[ns] = {**self._rules_by_ns.get(ns, {}), compiled.key: tuple(rules)}
             self._flat_by_ns.pop(ns, None)
         self._selection = {}
+        self._peer_index = None
 
     def _drop_policy(self, key: PolicyKey) -> None:
         old = self.policies.pop(key, None)
@@ -120,6 +114,7 @@ class PolicyEngine:
             self._rules_by_ns[ns] = remaining
             self._flat_by_ns.pop(ns, None)
         self._selection = {}
+        self._peer_index = None
 
     # changes (live updates and what-if views) --------------------------------------------------
     def subscribe(self, listener) -> None:
@@ -141,8 +136,8 @@ class PolicyEngine:
         for listener in list(self._listeners):
             listener(self, keys, namespaces)
 
-    def _upsert(self, obj: dict) -> tuple[set[PolicyKey], set[str]]:
-        self._resolved = {}
+    def _upsert(self, obj: dict, rollout: bool = False) -> tuple[set[PolicyKey], set[str]]:
+        self._resolved, self._connections = {}, {}
         kind = obj.get("kind", "")
         if kind in CILIUM_KINDS:
             compiled = self._compile(obj, list(self.services.values()))
@@ -156,11 +151,12 @@ class PolicyEngine:
             return set(), set()
         if kind in SUBJECT_KINDS:
             # selection is cached per identity: changed labels simply miss the cache
-            return set(), {self.inventory.upsert(kind, obj)}
+            self._endpoints = self._endpoint_index = None
+            return set(), {self.inventory.upsert(kind, obj, rollout)}
         raise HubbleTuiError(f"cannot model a {kind or 'kindless object'}")
 
     def _delete(self, kind: str, namespace: str, name: str) -> tuple[set[PolicyKey], set[str]]:
-        self._resolved = {}
+        self._resolved, self._connections = {}, {}
         if kind in CILIUM_KINDS:
             key = PolicyKey(kind, "" if kind == "CiliumClusterwideNetworkPolicy" else namespace, name)
             self._drop_policy(key)
@@ -172,6 +168,7 @@ class PolicyEngine:
             self.istio_objects[kind] = {k: v for k, v in self.istio_objects[kind].items() if k != (namespace, name)}
             return set(), set()
         if kind in SUBJECT_KINDS:
+            self._endpoints = self._endpoint_index = None
             return set(), {self.inventory.delete(kind, namespace, name)}
         return set(), set()
 
@@ -185,10 +182,12 @@ class PolicyEngine:
     def what_if(self, upserts: Iterable[dict] = (), deletes: Iterable[dict | tuple[str, str, str]] = ()
                 ) -> PolicyEngine:
         """A view of this engine with ``upserts`` applied and ``deletes`` ((kind, namespace, name) or objects)
-        removed. Only what changed is recompiled or rebuilt; the rest is shared. The view's ``base`` is self."""
+        removed. Only what changed is recompiled or rebuilt; the rest is shared. The view's ``base`` is self.
+        An upserted workload is rolled out: its pods take the new pod template (labels, ports, service
+        account), which is how "what if this template had these labels" is asked."""
         view = self._fork()
         for obj in upserts:
-            keys, namespaces = view._upsert(obj)
+            keys, namespaces = view._upsert(obj, rollout=True)
             view.changed_policies |= keys
             view.changed_namespaces |= namespaces
         for item in deletes:
@@ -221,6 +220,10 @@ class PolicyEngine:
         view._flat_by_ns = dict(self._flat_by_ns)
         view._selection = dict(self._selection)
         view._resolved = {}
+        view._endpoints = self._endpoints
+        view._connections = {}
+        view._endpoint_index = self._endpoint_index
+        view._peer_index = self._peer_index
         return view
 
     # resolving names ---------------------------------------------------------------------------
@@ -323,9 +326,7 @@ class PolicyEngine:
             name = min(reserved, key=len)
             return Subject(id=name, kind="entity", labels=hubble_labels, ip=endpoint.ip, dns_names=names)
         if endpoint.identity in IDENTITY_NAMES:
-            subject = entity_subject(IDENTITY_NAMES[endpoint.identity])
-            subject.ip = endpoint.ip
-            return subject
+            return replace(entity_subject(IDENTITY_NAMES[endpoint.identity]), ip=endpoint.ip)
         if endpoint.ip:
             pods = self.inventory.by_ip(endpoint.ip)
             if pods:
@@ -348,6 +349,22 @@ class PolicyEngine:
         ns = subject.labels.get("k8s", NAMESPACE_LABEL)
         return self.rules_for_namespace(ns) + self.rules_for_namespace(None) if ns else \
             self.rules_for_namespace(None)
+
+    def rules_admitting_namespace(self, ns: str) -> list[Rule]:
+        """Rules that may admit a pod of namespace ``ns`` as a peer (and every rule that may admit any pod)."""
+        if self._peer_index is None:
+            by_ns: dict[str, list[Rule]] = {}
+            anywhere: list[Rule] = []
+            for key in sorted(self.policies, key=_policy_order):
+                for rule in self.policies[key].rules:
+                    namespaces = rule.peer_namespaces()
+                    if namespaces is None:
+                        anywhere.append(rule)
+                    else:
+                        for name in namespaces:
+                            by_ns.setdefault(name, []).append(rule)
+            self._peer_index = (by_ns, anywhere)
+        return self._peer_index[0].get(ns, []) + self._peer_index[1]
 
     def selecting_rules(self, subject: Subject, direction: str) -> tuple[Rule, ...]:
         """Every rule (allow and deny) of ``direction`` whose subject selector selects ``subject``."""
@@ -458,96 +475,64 @@ class PolicyEngine:
         for order, rule in enumerate(self.candidate_rules(enforcer) if candidates is None else candidates):
             if rule.direction != direction or rule.action != ALLOW or not (rule.all_peers or rule.peers):
                 continue  # deny rules and empty rules (deny-all markers) can never admit
+            subject_gap = rule.subject_distance(enforcer)
+            distance = subject_gap + (1 if subject_gap else 0) + rule.peer_distance(peer) \
+                + (0 if rule.port_match(port, proto, named)[0] else 1)
+            if distance:
+                scored.append((distance, order, rule))
+        out = []
+        for distance, _, rule in heapq.nsmallest(limit, scored, key=lambda item: (item[0], item[1])):
             selects = rule.selects(enforcer)
             lacks = [] if selects else [{"side": "subject", **req.describe()}
                                         for req in rule.subject.missing(enforcer.labels)]
             lacks += rule.peer_lacks(peer) + rule.port_lacks(port, proto, named)
-            if not lacks:
-                continue  # it would admit: only possible when it does not select, which `lacks` covers
-            weight = sum(5 if lack.get("what") in ("unsupported", "nothing", "fqdn", "namespace") and
-                         lack["side"] == "subject" else
-                         5 if lack.get("what") in ("unsupported", "nothing", "fqdn") else 1 for lack in lacks)
-            scored.append((weight + (0 if selects else 1), order, rule, selects, lacks))
-        scored.sort(key=lambda item: (item[0], item[1]))
-        return [{**_hit(rule), "selects_endpoint": selects, "distance": weight, "lacks": lacks,
-                 "peers": rule.peers_text(), "ports": rule.ports_text()}
-                for weight, _, rule, selects, lacks in scored[:limit]]
+            out.append({**_hit(rule), "selects_endpoint": selects, "distance": distance, "lacks": lacks,
+                        "peers": rule.peers_text(), "ports": rule.ports_text()})
+        return out
 
     # connection sets (graph queries, blast radius) --------------------------------------------------
     def direction_ports(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject) -> PortSet:
         """What ``direction`` at ``enforcer`` lets through to/from ``peer`` (named ports resolved on ``dst``)."""
         if not enforcer.is_endpoint or self.enforcement_mode == "never":
-            return PortSet.all()
-        rules = self.selecting_rules(enforcer, direction)
+            return ALL_PORTS
         named = dst.named_ports
-        denied = PortSet()
-        allowed = PortSet()
-        for rule in rules:
+        denied: list[PortSet] = []
+        allowed: list[PortSet] = []
+        for rule in self.selecting_rules(enforcer, direction):
             if rule.admits_peer(peer):
-                if rule.action == DENY:
-                    denied = denied | rule.port_set(named)
-                else:
-                    allowed = allowed | rule.port_set(named)
+                (denied if rule.action == DENY else allowed).append(rule.port_set(named))
         host = direction == INGRESS and peer.labels.get("reserved", "host") is not None
-        if host or not self.is_isolated(enforcer, direction):
-            allowed = PortSet.all()
-        return allowed - denied
+        result = ALL_PORTS if host or not self.is_isolated(enforcer, direction) else _union(allowed)
+        return result - _union(denied) if denied and result else result
 
     def connections(self, src: str | Subject, dst: str | Subject) -> PortSet:
         """Every (protocol, port) Cilium lets ``src`` open to ``dst``: egress at src AND ingress at dst."""
         src_s, dst_s = self.resolve(src), self.resolve(dst)
-        return self.direction_ports(EGRESS, src_s, dst_s, dst_s) & self.direction_ports(INGRESS, dst_s, src_s, dst_s)
+        key = (src_s.peer_key, dst_s.peer_key, tuple(dst_s.named_ports.items()))
+        found = self._connections.get(key)
+        if found is None:
+            found = self._connections[key] = self.direction_ports(EGRESS, src_s, dst_s, dst_s) & \
+                self.direction_ports(INGRESS, dst_s, src_s, dst_s)
+        return found
+
+    def endpoint_index(self) -> LabelIndex:
+        """`endpoints()` by id in a LabelIndex: a selector over all of them at once (blast radius)."""
+        if self._endpoint_index is None:
+            self._endpoint_index = LabelIndex((s.id, s.labels) for s in self.endpoints())
+        return self._endpoint_index
 
     def endpoints(self) -> list[Subject]:
         """One subject per workload (or bare pod) and identity, plus the reference entities."""
-        return list(self.inventory.representatives()) + [entity_subject(e) for e in REFERENCE_ENTITIES]
+        if self._endpoints is None:
+            self._endpoints = list(self.inventory.representatives()) + [entity_subject(e)
+                                                                         for e in REFERENCE_ENTITIES]
+        return self._endpoints
 
-    def newly_allowed(self, limit: int | None = None) -> list[NewlyAllowed]:
+    def newly_allowed(self, limit: int | None = None) -> list:
         """On a what-if view: the pairs (by workload) and ports the change allows that the base denied."""
-        base = self.base
-        if base is None:
-            return []
-        view_subjects = {s.id: s for s in self.endpoints()}
-        base_subjects = {s.id: s for s in base.endpoints()}
-        pairs: set[tuple[str, str]] = set()
-        everyone = list(view_subjects)
-        for key in self.changed_policies:
-            for rule in self.policies[key].rules if key in self.policies else ():
-                if rule.action == ALLOW:
-                    pairs |= _rule_pairs(rule, view_subjects.values())
-            for rule in base.policies[key].rules if key in base.policies else ():
-                if rule.action == DENY:
-                    pairs |= _rule_pairs(rule, base_subjects.values())
-                elif rule.default_deny:
-                    for s in base_subjects.values():
-                        if rule.selects(s) and s.is_endpoint:
-                            pairs |= {(p, s.id) if rule.direction == INGRESS else (s.id, p) for p in everyone}
-        for sid in self._changed_subjects(base, view_subjects, base_subjects):
-            pairs |= {(sid, other) for other in everyone} | {(other, sid) for other in everyone}
-        out = []
-        for src_id, dst_id in sorted(pairs):
-            if src_id == dst_id or src_id not in view_subjects or dst_id not in view_subjects:
-                continue
-            after = self.connections(view_subjects[src_id], view_subjects[dst_id])
-            if not after:
-                continue
-            if src_id in base_subjects and dst_id in base_subjects:
-                after = after - base.connections(base_subjects[src_id], base_subjects[dst_id])
-            if after:
-                out.append(NewlyAllowed(view_subjects[src_id], view_subjects[dst_id], after))
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
+        from hubbletui.policy.blast import newly_allowed
 
-    def _changed_subjects(self, base: PolicyEngine, view_subjects: dict, base_subjects: dict) -> list[str]:
-        changed = []
-        for sid, subject in view_subjects.items():
-            if subject.namespace not in self.changed_namespaces:
-                continue
-            old = base_subjects.get(sid)
-            if old is None or old.labels.key != subject.labels.key or old.named_ports != subject.named_ports:
-                changed.append(sid)
-        return changed
+        return newly_allowed(self, limit)
 
     def policy_objects(self, kind: str) -> list[dict]:
         """Raw objects of a policy kind as this engine (or view) sees them."""
@@ -557,15 +542,13 @@ class PolicyEngine:
                 if k.kind == kind and p.obj is not None]
 
 
-def _rule_pairs(rule: Rule, subjects: Iterable[Subject]) -> set[tuple[str, str]]:
-    subjects = list(subjects)
-    selected = [s.id for s in subjects if s.is_endpoint and rule.selects(s)]
-    if not selected:
-        return set()
-    peers = [s.id for s in subjects if rule.admits_peer(s)]
-    if rule.direction == INGRESS:
-        return {(p, s) for s in selected for p in peers}
-    return {(s, p) for s in selected for p in peers}
+def _union(sets: list[PortSet]) -> PortSet:
+    if len(sets) == 1:
+        return sets[0]
+    out = PortSet()
+    for ports in sets:
+        out = out | ports
+    return out
 
 
 def _policy_order(key: PolicyKey) -> tuple[int, str, str]:

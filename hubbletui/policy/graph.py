@@ -24,6 +24,7 @@ import networkx as nx
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.ports import PortSet
 from hubbletui.policy.rules import ALLOW, EGRESS, INGRESS, PolicyKey, Rule
+from hubbletui.policy.selectors import LabelIndex
 from hubbletui.policy.subjects import Subject
 
 
@@ -39,6 +40,10 @@ def policy_node(key: PolicyKey) -> tuple[str, str]:
     return ("policy", key.ref)
 
 
+def _by_id(subject: Subject) -> str:
+    return subject.id
+
+
 class PolicyGraph:
     def __init__(self, engine: PolicyEngine, follow: bool = False):
         self.engine = engine
@@ -46,6 +51,7 @@ class PolicyGraph:
         self._by_namespace: dict[str, set[tuple[str, str]]] = {}
         self._outside: set[tuple[str, str]] = set()  # subjects in no namespace: world, host, ...
         self._rules: dict[tuple[str, str], Rule] = {}
+        self._label_index: LabelIndex | None = None
         for subject in engine.endpoints():
             self._add_subject(subject)
         for compiled in engine.policies.values():
@@ -55,6 +61,7 @@ class PolicyGraph:
 
     # building ----------------------------------------------------------------------------------------
     def _add_subject(self, subject: Subject) -> None:
+        self._label_index = None
         node = subject_node(subject)
         self.g.add_node(node, kind="subject", subject=subject, ref=subject.workload_ref,
                         labels=subject.labels.hubble_form())
@@ -68,11 +75,16 @@ class PolicyGraph:
         else:
             self._outside.add(node)
 
-    def _subjects_in(self, namespaces: frozenset[str] | None) -> Iterable[Subject]:
-        """Subjects a rule could touch: pods of ``namespaces`` (all when None) and every non-pod subject."""
+    def _subjects_in(self, namespaces: Iterable[str] | None) -> list[Subject]:
+        """Subjects of ``namespaces`` (all when None) and every subject outside namespaces (world, host, ...)."""
         chosen = self._by_namespace.keys() if namespaces is None else namespaces
         nodes = sorted(n for ns in chosen for n in self._by_namespace.get(ns, ())) + sorted(self._outside)
         return [self.g.nodes[n]["subject"] for n in nodes]
+
+    def _index(self) -> LabelIndex:
+        if self._label_index is None:
+            self._label_index = LabelIndex((s, s.labels) for s in self._subjects_in(None))
+        return self._label_index
 
     def _add_policy(self, key: PolicyKey) -> None:
         compiled = self.engine.policies.get(key)
@@ -80,29 +92,23 @@ class PolicyGraph:
             return
         p_node = policy_node(key)
         self.g.add_node(p_node, kind="policy", key=key, notes=list(compiled.notes))
+        index = self._index()
+        outside = [self.g.nodes[n]["subject"] for n in sorted(self._outside)]
         for rule in compiled.rules:
-            self._add_rule(p_node, rule)
+            r_node = rule_node(rule)
+            self._rules[r_node] = rule
+            self.g.add_node(r_node, kind="rule", rule=rule, direction=rule.direction, action=rule.action)
+            self.g.add_edge(p_node, r_node, rel="has")
+            selected = [s for s in rule.selected_in(index) if s.is_endpoint]
+            self._link(rule, r_node, selected, rule.admitted_in(index, outside))
 
-    def _add_rule(self, p_node: tuple[str, str], rule: Rule) -> None:
-        r_node = rule_node(rule)
-        self._rules[r_node] = rule
-        self.g.add_node(r_node, kind="rule", rule=rule, direction=rule.direction, action=rule.action)
-        self.g.add_edge(p_node, r_node, rel="has")
-        pinned = rule.subject.pinned_namespace()
-        for subject in self._subjects_in(frozenset([pinned]) if pinned else None):
-            self._link_selects(rule, r_node, subject)
-        for subject in self._subjects_in(rule.peer_namespaces()):
-            self._link_peer(rule, r_node, subject)
-
-    def _link_selects(self, rule: Rule, r_node, subject: Subject) -> None:
-        if subject.is_endpoint and rule.selects(subject):
-            self.g.add_edge(r_node, subject_node(subject), rel="selects", direction=rule.direction,
-                            action=rule.action, isolates=rule.default_deny)
-
-    def _link_peer(self, rule: Rule, r_node, subject: Subject) -> None:
-        if rule.admits_peer(subject):
-            self.g.add_edge(r_node, subject_node(subject), rel="allows" if rule.action == ALLOW else "denies",
-                            direction=rule.direction, ports=rule.ports_text())
+    def _link(self, rule: Rule, r_node, selected: Iterable[Subject], admitted: Iterable[Subject]) -> None:
+        selects = {"rel": "selects", "direction": rule.direction, "action": rule.action,
+                   "isolates": rule.default_deny}
+        peer = {"rel": "allows" if rule.action == ALLOW else "denies", "direction": rule.direction,
+                "ports": rule.ports_text()}
+        self.g.add_edges_from((r_node, subject_node(s), dict(selects)) for s in sorted(selected, key=_by_id))
+        self.g.add_edges_from((r_node, subject_node(s), dict(peer)) for s in sorted(admitted, key=_by_id))
 
     # following changes --------------------------------------------------------------------------------
     def _on_change(self, engine: PolicyEngine, policy_keys: set[PolicyKey], namespaces: set[str]) -> None:
@@ -114,19 +120,20 @@ class PolicyGraph:
                     self.g.remove_node(r_node)
                 self.g.remove_node(p_node)
             self._add_policy(key)
+        fresh: list[Subject] = []
         for ns in namespaces:
             for node in self._by_namespace.pop(ns, set()):
                 self.g.remove_node(node)
             ns_node = ("namespace", ns)
             if ns_node in self.g:
                 self.g.remove_node(ns_node)
-            fresh = [s for s in engine.inventory.representatives() if s.namespace == ns]
-            for subject in fresh:
-                self._add_subject(subject)
+            fresh += [s for s in engine.inventory.representatives() if s.namespace == ns]
+        for subject in fresh:
+            self._add_subject(subject)
+        if fresh:
             for r_node, rule in self._rules.items():
-                for subject in fresh:
-                    self._link_selects(rule, r_node, subject)
-                    self._link_peer(rule, r_node, subject)
+                self._link(rule, r_node, [s for s in fresh if s.is_endpoint and rule.selects(s)],
+                           [s for s in fresh if rule.admits_peer(s)])
 
     # queries -----------------------------------------------------------------------------------------------
     def subject(self, ref: str | Subject) -> Subject:

@@ -51,6 +51,8 @@ class NamespaceMembers:
     pods: dict[str, Subject] = field(default_factory=dict)  # pod name -> subject
     templates: dict[tuple[str, str], Subject] = field(default_factory=dict)  # (kind, name) -> template subject
     members: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # workload -> its pod names
+    rolled_out: set[tuple[str, str]] = field(default_factory=set)  # what-if: pods follow these templates
+    reps: list[Subject] = field(default_factory=list)  # one subject per (workload or bare pod, identity)
 
     def labels(self) -> dict[str, str]:
         labels = dict(((self.obj or {}).get("metadata") or {}).get("labels") or {})
@@ -58,7 +60,8 @@ class NamespaceMembers:
         return labels
 
     def copy(self) -> NamespaceMembers:
-        return NamespaceMembers(self.name, self.obj, {k: dict(v) for k, v in self.raw.items()})
+        return NamespaceMembers(self.name, self.obj, {k: dict(v) for k, v in self.raw.items()},
+                                rolled_out=set(self.rolled_out))
 
 
 class Inventory:
@@ -83,11 +86,16 @@ class Inventory:
         return other
 
     # changes ------------------------------------------------------------------------------------
-    def upsert(self, kind: str, obj: dict) -> str:
-        """Store one object and rebuild its namespace; returns the namespace rebuilt."""
+    def upsert(self, kind: str, obj: dict, rollout: bool = False) -> str:
+        """Store one object and rebuild its namespace; returns the namespace rebuilt.
+
+        ``rollout`` (what-if views): a workload's pods take its new pod template, as they would once its
+        controller rolled them out; without it (live state) pods keep their own labels until replaced."""
         ns = self._namespace_of(kind, obj)
         self.namespaces[ns] = members = self._own(ns)
         self._put(members, kind, obj)
+        if rollout and kind in WORKLOAD_KINDS:
+            members.rolled_out.add((kind, (obj.get("metadata") or {}).get("name") or ""))
         self._build(members)
         return ns
 
@@ -131,14 +139,18 @@ class Inventory:
         self._by_ip = None
         ns_labels = members.labels()
         members.pods, members.templates, members.members = {}, {}, {}
+        identities: dict = {}  # pods of one workload share their identity: build each once
         for name in sorted(members.raw.get("Pod", {})):
             pod = members.raw["Pod"][name]
             owner = self._owner(members, pod)
-            subject = self._subject(members.name, name, "pod", pod, pod.get("spec") or {},
-                                    (pod.get("metadata") or {}).get("labels"), ns_labels, owner)
+            labels, spec = (pod.get("metadata") or {}).get("labels"), pod.get("spec") or {}
+            if owner in members.rolled_out:
+                template = pod_template(owner[0], members.raw.get(owner[0], {}).get(owner[1]) or {}) or {}
+                labels, spec = (template.get("metadata") or {}).get("labels"), template.get("spec") or {}
             status = pod.get("status") or {}
             ips = [status.get("podIP")] + [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict)]
-            subject.ip = next((ip for ip in ips if ip), "")
+            subject = self._subject(members.name, name, "pod", pod, spec, labels, ns_labels, owner, identities,
+                                    ip=next((ip for ip in ips if ip), ""))
             if status.get("phase") in ("Succeeded", "Failed"):
                 subject.notes += (f"the pod has phase {status['phase']}: it has no Cilium endpoint any more",)
             members.pods[name] = subject
@@ -154,19 +166,30 @@ class Inventory:
                     continue
                 tmeta = template.get("metadata") or {}
                 subject = self._subject(members.name, name, "workload", obj, template.get("spec") or {},
-                                        tmeta.get("labels"), ns_labels, (kind, name))
+                                        tmeta.get("labels"), ns_labels, (kind, name), identities)
                 members.templates[(kind, name)] = subject
+        seen: set = set()
+        members.reps = []
+        for subject in members.pods.values():
+            key = (subject.workload or ("Pod", subject.name), subject.labels.key)
+            if key not in seen:
+                seen.add(key)
+                members.reps.append(subject)
+        members.reps.extend(members.templates.values())
 
     def _subject(self, ns: str, name: str, kind: str, obj: dict, pod_spec: dict, labels: dict | None,
-                 ns_labels: dict, owner: tuple[str, str] | None) -> Subject:
+                 ns_labels: dict, owner: tuple[str, str] | None, identities: dict, ip: str = "") -> Subject:
         sa = pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default"
-        identity = pod_identity_labels(ns, labels, ns_labels, sa, self.cluster)
+        memo = (tuple(sorted((str(k), str(v)) for k, v in (labels or {}).items())), sa)
+        identity = identities.get(memo)
+        if identity is None:
+            identity = identities[memo] = pod_identity_labels(ns, labels, ns_labels, sa, self.cluster)
         host_network = bool(pod_spec.get("hostNetwork"))
         notes = ()
         if host_network:
             notes = ("a hostNetwork pod: Cilium gives it the host's identity and enforces host policies, "
                      "not pod policies, on it; evaluated here as a pod, as Kubernetes NetworkPolicy tools do",)
-        return Subject(id=f"{ns}/{name}", kind=kind, labels=identity, namespace=ns, name=name, workload=owner,
+        return Subject(id=f"{ns}/{name}", kind=kind, labels=identity, namespace=ns, name=name, workload=owner, ip=ip,
                        named_ports=named_ports(pod_spec), host_network=host_network, service_account=sa,
                        obj=obj, notes=notes)
 
@@ -249,14 +272,7 @@ class Inventory:
     def representatives(self) -> Iterator[Subject]:
         """One subject per (workload or bare pod, identity): what a graph or a blast radius reasons about."""
         for ns in sorted(self.namespaces):
-            members = self.namespaces[ns]
-            seen: set = set()
-            for subject in members.pods.values():
-                key = (subject.workload or ("Pod", subject.name), subject.labels.key)
-                if key not in seen:
-                    seen.add(key)
-                    yield subject
-            yield from members.templates.values()
+            yield from self.namespaces[ns].reps
 
     def namespace_labels(self, ns: str) -> dict[str, str]:
         members = self.namespaces.get(ns)

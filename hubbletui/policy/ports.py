@@ -106,10 +106,18 @@ class PortSet:
         return isinstance(other, PortSet) and self.ranges == other.ranges
 
     def __or__(self, other: PortSet) -> PortSet:
+        if not other.ranges or self is ALL_PORTS:
+            return self
+        if not self.ranges or other is ALL_PORTS:
+            return other
         keys = set(self.ranges) | set(other.ranges)
         return PortSet({k: self.ranges.get(k, []) + other.ranges.get(k, []) for k in keys})
 
     def __and__(self, other: PortSet) -> PortSet:
+        if self is ALL_PORTS:
+            return other
+        if other is ALL_PORTS:
+            return self
         out = {}
         for proto in set(self.ranges) & set(other.ranges):
             out[proto] = [(max(a, c), min(b, d)) for a, b in self.ranges[proto] for c, d in other.ranges[proto]
@@ -127,7 +135,7 @@ class PortSet:
         return any(a <= port <= b for a, b in self.ranges.get(protocol, ()))
 
     def is_all(self) -> bool:
-        return self == PortSet.all()
+        return self == ALL_PORTS
 
     def to_dict(self) -> dict[str, list[list[int]]]:
         return {proto: [[a, b] for a, b in self.ranges[proto]] for proto in PROTOCOLS if proto in self.ranges}
@@ -178,3 +186,6 @@ def _subtract(spans: list[tuple[int, int]], cut: list[tuple[int, int]]) -> list[
         if start <= b:
             out.append((start, b))
     return out
+
+
+ALL_PORTS = PortSet.all()  # shared: a PortSet is never changed after it is made

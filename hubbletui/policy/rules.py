@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hubbletui.policy.ports import IcmpClause, NamedPorts, PortClause, PortSet
-from hubbletui.policy.selectors import Selector
+from hubbletui.policy.ports import ALL_PORTS, IcmpClause, NamedPorts, PortClause, PortSet
+from hubbletui.policy.selectors import LabelIndex, Selector
 from hubbletui.policy.subjects import Subject
 
 INGRESS, EGRESS = "ingress", "egress"
@@ -80,6 +81,19 @@ class Peer:
             return f"{self.fqdn[0]} {self.fqdn[1]}"
         return self.note
 
+    def distance(self, peer: Subject) -> int:
+        """How far ``peer`` is from being admitted: a missing label counts 1; what no label can fix (a pod
+        against a CIDR, an FQDN, a peer we do not evaluate) counts 5. 0 when admitted."""
+        if self.matches(peer):
+            return 0
+        if self.kind in ("endpoints", "services"):
+            return min((len(s.missing(peer.labels)) for s in self.selectors), default=FAR)
+        if self.kind == "entities":
+            return 1 if self.selectors else FAR
+        if self.kind == "cidr":
+            return 1 if peer.cidr_matchable else FAR
+        return FAR
+
     def lacks(self, peer: Subject) -> list[dict]:
         """What ``peer`` misses to be admitted by this peer clause (empty when it is admitted)."""
         if self.matches(peer):
@@ -102,6 +116,9 @@ class Peer:
         if self.kind == "fqdn":
             return [_lack("peer", "fqdn", f"a DNS name matching {self.fqdn[1]} (learnt from DNS)")]
         return [_lack("peer", "unsupported", self.note or f"{self.field} is not evaluated")]
+
+
+FAR = 5  # the distance of a mismatch no label change can mend
 
 
 def _lack(side: str, what: str, text: str, **extra) -> dict:
@@ -147,6 +164,9 @@ class Rule:
     notes: tuple[str, ...] = ()
     _peer_cache: dict = field(default_factory=dict, repr=False)
     _subject_cache: dict = field(default_factory=dict, repr=False)
+    _subject_distance: dict = field(default_factory=dict, repr=False)
+    _peer_distance: dict = field(default_factory=dict, repr=False)
+    _port_set: PortSet | None = field(default=None, repr=False)
 
     @property
     def ref(self) -> str:
@@ -166,11 +186,28 @@ class Rule:
     def admits_peer(self, peer: Subject) -> bool:
         if self.all_peers:
             return True
-        key = (peer.labels.key, peer.ip, peer.dns_names)
+        key = peer.peer_key
         hit = self._peer_cache.get(key)
         if hit is None:
             hit = self._peer_cache[key] = any(p.matches(peer) for p in self.peers)
         return hit
+
+    def selected_in(self, index: LabelIndex) -> set:
+        """Members of ``index`` this rule's subject selector selects (pods and the like only: the caller's
+        index holds endpoints)."""
+        return index.select(self.subject)
+
+    def admitted_in(self, index: LabelIndex, others: Iterable[Subject]) -> set:
+        """Members of ``index`` (keyed by Subject) plus those of ``others`` this rule admits as a peer."""
+        if self.all_peers:
+            return set(index.all) | set(others)
+        found: set = set()
+        for peer in self.peers:
+            if peer.kind in ("endpoints", "entities", "services"):
+                for selector in peer.selectors:
+                    found |= index.select(selector)
+        found |= {s for s in others if self.admits_peer(s)}
+        return found
 
     def peer_namespaces(self) -> frozenset[str] | None:
         """The namespaces any pod this rule admits must be in, or None when it may be in any namespace.
@@ -206,7 +243,10 @@ class Rule:
 
     def port_set(self, named_ports: NamedPorts) -> PortSet:
         if not self.ports and not self.icmps:
-            return PortSet.all()
+            return ALL_PORTS
+        named = any(c.name for b in self.ports for c in b.clauses)
+        if not named and self._port_set is not None:
+            return self._port_set  # no named port: the same for every destination
         ranges: dict[str, list[tuple[int, int]]] = {}
         for block in self.ports:
             for clause in block.clauses:
@@ -215,7 +255,10 @@ class Rule:
         for icmp in self.icmps:
             span = (0, 255) if icmp.type is None else (icmp.type, icmp.type)
             ranges.setdefault(icmp.family, []).append(span)
-        return PortSet(ranges)
+        result = PortSet(ranges)
+        if not named:
+            self._port_set = result
+        return result
 
     def ports_text(self) -> str:
         if not self.ports and not self.icmps:
@@ -230,12 +273,32 @@ class Rule:
             return "no peer"
         return " | ".join(f"{p.field}: {p.describe()}" for p in self.peers)
 
+    def subject_distance(self, subject: Subject) -> int:
+        """0 when the rule selects ``subject``; else its missing requirements, a namespace counting FAR."""
+        key = subject.labels.key
+        hit = self._subject_distance.get(key)
+        if hit is None:
+            hit = self._subject_distance[key] = sum(
+                FAR if req.describe()["what"] == "namespace" else 1 for req in self.subject.missing(subject.labels))
+        return hit
+
+    def peer_distance(self, peer: Subject) -> int:
+        if self.admits_peer(peer):
+            return 0
+        if not self.peers:
+            return FAR
+        key = peer.peer_key
+        hit = self._peer_distance.get(key)
+        if hit is None:
+            hit = self._peer_distance[key] = min(p.distance(peer) for p in self.peers)
+        return hit
+
     def peer_lacks(self, peer: Subject) -> list[dict]:
         if self.admits_peer(peer):
             return []
         if not self.peers:
             return [_lack("peer", "nothing", f"{self.path} admits no peer (an empty rule)")]
-        return min((p.lacks(peer) for p in self.peers), key=_lack_weight)
+        return min(self.peers, key=lambda p: p.distance(peer)).lacks(peer)
 
     def port_lacks(self, port: int, protocol: str, named_ports: NamedPorts) -> list[dict]:
         if self.port_match(port, protocol, named_ports)[0]:
@@ -253,11 +316,6 @@ class Rule:
     def to_dict(self) -> dict:
         return {"policy": self.policy.to_dict(), "ref": self.policy.ref, "path": self.path,
                 "direction": self.direction, "action": self.action}
-
-
-def _lack_weight(lacks: list[dict]) -> int:
-    # an unsupported or CIDR-against-pod mismatch is further away than any label a person could add
-    return sum(5 if lack["what"] in ("unsupported", "nothing", "fqdn") else 1 for lack in lacks)
 
 
 @dataclass

@@ -158,6 +158,42 @@ class Selector:
         return ", ".join(parts)
 
 
+class LabelIndex:
+    """Which members carry which label, so that a selector is answered with set operations over all members
+    at once instead of one label set at a time (the graph and the blast radius ask about every subject)."""
+
+    def __init__(self, members: Iterable[tuple[object, LabelSet]]):
+        self.all: set = set()
+        self._by_key: dict[str, dict[str, set]] = {}  # "source:key" and "any:key" -> value -> members
+        for member, labels in members:
+            self.all.add(member)
+            for source_key, value in labels.full.items():
+                for key in (source_key, "any:" + source_key.partition(":")[2]):
+                    self._by_key.setdefault(key, {}).setdefault(value, set()).add(member)
+
+    def _having(self, req: Requirement, values: Iterable[str] | None) -> set:
+        by_value = self._by_key.get(req.label_key, {})
+        if values is None:
+            return set().union(*by_value.values()) if by_value else set()
+        return set().union(*(by_value.get(v, ()) for v in values))
+
+    def select(self, selector: Selector) -> set:
+        """The members ``selector`` matches."""
+        found = set(self.all)
+        for req in selector.requirements:
+            if req.op == "In":
+                found &= self._having(req, req.values)
+            elif req.op == "Exists":
+                found &= self._having(req, None)
+            elif req.op == "NotIn":
+                found -= self._having(req, req.values)
+            else:
+                found -= self._having(req, None)
+            if not found:
+                break
+        return found
+
+
 def parse_label_selector(spec: object, default_source: str = "any", key_prefix: str = "") -> Selector:
     """A Kubernetes LabelSelector dict -> Selector. ``key_prefix`` is prepended to every key (NetworkPolicy's
     namespaceSelector keys become ``io.cilium.k8s.namespace.labels.<key>``)."""

@@ -36,20 +36,20 @@ class Subject:
     obj: dict | None = field(default=None, repr=False)  # the Pod, or the workload whose template stands in
     notes: tuple[str, ...] = ()
     cache: dict = field(default_factory=dict, repr=False)  # answers that depend on this subject alone
+    # derived from the labels once (they are asked on every rule check):
+    is_endpoint: bool = field(init=False)  # Cilium enforces policy only on its own endpoints: pods
+    is_world: bool = field(init=False)
+    cidr_matchable: bool = field(init=False)  # CIDR rules select only peers without an identity of their own
+    peer_key: object = field(init=False, repr=False)  # what a rule's answer for this peer depends on
 
-    @property
-    def is_endpoint(self) -> bool:
-        """Cilium enforces pod policy only on its own endpoints: pods (and what Hubble says are pods)."""
-        return self.labels.get("k8s", NAMESPACE_LABEL) is not None
-
-    @property
-    def is_world(self) -> bool:
-        return any(self.labels.get("reserved", w) is not None for w in WORLD_NAMES)
-
-    @property
-    def cidr_matchable(self) -> bool:
-        # CIDR rules select only peers without a Cilium identity of their own (layer3.rst)
-        return self.is_world and not self.is_endpoint
+    def __post_init__(self) -> None:
+        # set once: a Subject is not changed after it is made (dataclasses.replace makes a new one)
+        self.is_endpoint = self.labels.get("k8s", NAMESPACE_LABEL) is not None
+        self.is_world = any(self.labels.get("reserved", w) is not None for w in WORLD_NAMES)
+        self.cidr_matchable = self.is_world and not self.is_endpoint
+        # a pod's address never matters (CIDR rules do not match pods); world's address and names do
+        self.peer_key = (self.labels.key, self.ip, self.dns_names) if self.cidr_matchable or self.dns_names \
+            else self.labels.key
 
     @property
     def workload_ref(self) -> str:

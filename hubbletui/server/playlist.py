@@ -17,6 +17,7 @@ from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Event, Flow
 from hubbletui.flows.recording import RecordingReader
 from hubbletui.proto.observer import observer_pb2
+from hubbletui.server.from_json import response_from_dict
 from hubbletui.sources.timeline import loop_period_ns, play_offsets
 
 
@@ -25,7 +26,7 @@ def response_message(event: Event) -> observer_pb2.GetFlowsResponse:
     raw = event.raw
     if isinstance(raw, observer_pb2.GetFlowsResponse):
         return raw
-    return json_format.ParseDict(raw, observer_pb2.GetFlowsResponse(), ignore_unknown_fields=True)
+    return response_from_dict(raw)
 
 
 @dataclass

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from hubbletui.sources import dial  # noqa: I001  (first: it quiets gRPC's C-core logging before grpc loads)
 import grpc
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from hubbletui.errors import HubbleTuiError
-from hubbletui.flows.decode import event_from_proto
+from hubbletui.flows.decode import DecodeError, event_from_bytes
 from hubbletui.flows.enums import NODE_STATE_NAME
 from hubbletui.flows.filters import FilterError
 from hubbletui.flows.model import Event, Flow
@@ -159,7 +158,6 @@ class GrpcSource:
 
     async def events(self) -> AsyncIterator[Event | SourceState]:
         stats, tracker, verify = self.stats, self._tracker, self._verify
-        parse = observer_pb2.GetFlowsResponse.FromString
         address = self.dial.address.text
         failures = 0
         connected_once = False
@@ -182,8 +180,8 @@ class GrpcSource:
                 boundary = tracker.boundary_ns
                 async for data in call:
                     try:
-                        event = event_from_proto(parse(data))
-                    except (ProtobufDecodeError, ValueError, TypeError):
+                        event = event_from_bytes(data)
+                    except (DecodeError, ValueError, TypeError):
                         stats.malformed += 1
                         continue
                     if type(event) is Flow:

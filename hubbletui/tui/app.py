@@ -7,6 +7,7 @@ drains it into the FlowStore inside one `batch_update`, then redraws what change
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ from hubbletui.tui.widgets.prompt import COMMAND, FILTER, Prompt
 from hubbletui.tui.widgets.status_bar import StatusBar, StatusInfo
 
 TICK_S = 0.1
-VIEWS_EVERY_S = 0.25  # tables are redrawn at most this often; flows are taken in every tick
+VIEWS_EVERY_S = 0.25  # tables are redrawn at most this often; flows are taken in every tick ...
+VIEWS_EVERY_BUSY_S = 1.0  # ... and at most once a second in a flood: DataTable repaints every visible cell
+BUSY_FLOWS_PER_S = 2_000  # after any update, and keys must stay quick
 LOG_KEEP = 200  # flows kept for the raw log between redraws (it shows a sample of them)
 MAX_EVENTS_PER_TICK = 5_000  # 50k/s of headroom; beyond that the buffer drops the oldest and says so
 FLOWS_ONLY = ("flows only: no cluster given, so pod status, explanations, fixes and mesh refusals are missing "
@@ -75,6 +78,7 @@ class HubbleApp(App):
         self.reports = collab.reports
         self._pending_flows: list[Flow] = []
         self._views_drawn = 0.0
+        self._full_redraw = False
         self._reports_seen = 0
         self.clock = collab.clock
         self.notes = collab.notes
@@ -86,7 +90,7 @@ class HubbleApp(App):
         self.scope_ns = ""
         self.scope_pod = ""
         self.query = TextQuery()
-        self.marked: dict[str, Any] = {}  # pick: suggestion id -> suggestion
+        self.marked: dict[str, tuple[Any, Any]] = {}  # pick: suggestion id -> (GroupFixes, Suggestion)
         self.sub_title = self.source.describe()
 
     # ---------------------------------------------------------------------------------------------------
@@ -115,7 +119,15 @@ class HubbleApp(App):
                 self._pending_flows.extend(e for e in events if isinstance(e, Flow))
                 del self._pending_flows[:-LOG_KEEP]
                 now = time.monotonic()
-                if now - self._views_drawn >= VIEWS_EVERY_S:
+                if self._full_redraw:
+                    self._full_redraw = False
+                    self._views_drawn = now
+                    self.store.take_changes()
+                    self._pending_flows = []
+                    self.screen.refresh_views(None)
+                    if self.screen.active_tab == "flows":
+                        self.screen.backfill_log()
+                elif now - self._views_drawn >= self._views_interval():
                     self._views_drawn = now
                     changes = self.store.take_changes()
                     if changes:
@@ -128,6 +140,10 @@ class HubbleApp(App):
             more = f" (+{new - 1} more)" if new > 1 else ""
             self.notify(printable(self.reports.latest()) + more, severity="warning", timeout=6,
                         markup=False)
+
+    def _views_interval(self) -> float:
+        busy = self.store.flow_rate.rate(self.clock()) >= BUSY_FLOWS_PER_S
+        return VIEWS_EVERY_BUSY_S if busy else VIEWS_EVERY_S
 
     def status_info(self) -> StatusInfo:
         store, now = self.store, self.clock()
@@ -158,11 +174,9 @@ class HubbleApp(App):
         self.set_following(not self.following)
 
     def redraw(self) -> None:
-        main = self.main_screen
-        if main is not None:
-            main.refresh_views(None)
-            if main.active_tab == "flows":
-                main.backfill_log()
+        """Redraw the main views from the store at the next tick: a key is answered first (its own change
+        shows at once), the tables follow within a tick."""
+        self._full_redraw = True
 
     @property
     def main_screen(self) -> MainScreen | None:
@@ -270,6 +284,14 @@ class HubbleApp(App):
 
     async def action_quit(self) -> None:
         self.exit(self.picked())
+
+
+def freeze_startup_objects() -> None:
+    """Call once before `run()`: what exists by then (modules, the cluster state, the policy engine) lives as
+    long as the app, so the garbage collector's full passes need not walk it again and again while flows
+    stream (a full pass over a large cluster state can stall the UI for a good part of a second)."""
+    gc.collect()
+    gc.freeze()
 
 
 def refusal_marks(found: list[Any]) -> list[Refusal]:

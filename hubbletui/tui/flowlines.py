@@ -8,7 +8,7 @@ from hubbletui.flows.decode import dns_names
 from hubbletui.flows.model import Flow
 from hubbletui.flows.store import PodDrops, Row
 from hubbletui.render.flowtext import endpoint_text, event_type_text, summary_text
-from hubbletui.tui.cells import DROP_ROW_STYLE, REFUSED_STYLE, VERDICT_STYLE, Num, Stamp, safe
+from hubbletui.tui.cells import DROP_ROW_STYLE, REFUSED_STYLE, VERDICT_STYLE, Num, Stamp, cell
 from hubbletui.tui.pod_status import PodStatus
 
 POD_COLUMNS = [("rank", "#", 3), ("pod", "POD", 30), ("ns", "NAMESPACE", 12), ("drops", "DROPS", 6),
@@ -22,18 +22,18 @@ ROW_COLUMNS = [("rank", "#", 4), ("src", "SOURCE", 30), ("dst", "DESTINATION", 3
 def pod_cells(pod: PodDrops, now_ns: int, status: PodStatus | None, have_cluster: bool) -> tuple:
     peer = pod.top_peer()
     if peer is None:
-        peer_cell, port_cell = safe("-"), safe("-")
+        peer_cell, port_cell = cell("-"), cell("-")
     else:
         ref, port, outgoing = peer
-        peer_cell = safe(("→ " if outgoing else "← ") + ref)
-        port_cell = safe(port)
+        peer_cell = cell(("→ " if outgoing else "← ") + ref)
+        port_cell = cell(port)
     if status is not None:
-        status_cell = safe(str(status), "bold red" if status.trouble else "")
+        status_cell = cell(str(status), "bold red" if status.trouble else "")
     else:
-        status_cell = safe("not in cluster" if have_cluster else "no cluster", "dim")
-    mesh = safe(f"refused ×{pod.refused:,}", REFUSED_STYLE) if pod.refused else safe("")
+        status_cell = cell("not in cluster" if have_cluster else "no cluster", "dim")
+    mesh = cell(f"refused ×{pod.refused:,}", REFUSED_STYLE) if pod.refused else cell("")
     rate = pod.per_minute(now_ns)
-    return (safe(pod.pod, "bold"), safe(pod.namespace), Num(pod.total, style="bold red"),
+    return (cell(pod.pod, "bold"), cell(pod.namespace), Num(pod.total, style="bold red"),
             Num(rate, f"{rate:,.0f}"), Stamp(pod.last_ns), peer_cell, port_cell, status_cell, mesh)
 
 
@@ -41,12 +41,12 @@ def row_cells(row: Row) -> tuple:
     key = row.key
     style = DROP_ROW_STYLE if row.is_drop else ""
     if row.refusal is not None:
-        verdict = safe("REFUSED", REFUSED_STYLE)
-        reason = safe(f"{row.refusal.layer} refused", REFUSED_STYLE)
+        verdict = cell("REFUSED", REFUSED_STYLE)
+        reason = cell(f"{row.refusal.layer} refused", REFUSED_STYLE)
     else:
-        verdict = safe(key.verdict, VERDICT_STYLE.get(key.verdict, ""))
-        reason = safe(key.reason or "-", style)
-    return (safe(key.src, style), safe(key.dst, style), safe(key.port, style), verdict, reason,
+        verdict = cell(key.verdict, VERDICT_STYLE.get(key.verdict, ""))
+        reason = cell(key.reason or "-", style)
+    return (cell(key.src, style), cell(key.dst, style), cell(key.port, style), verdict, reason,
             Num(row.count, style="bold" if row.is_drop else ""), Stamp(row.last_ns))
 
 

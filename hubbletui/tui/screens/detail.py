@@ -1,28 +1,42 @@
-"""Drop detail: the drop groups of a pod (or one row), each explained per layer, with the ranked fixes."""
+"""Drop detail: the drop groups of a pod (or one row), each explained per layer, with the ranked checked fixes.
+
+Left: what Hubble saw and why, layer by layer. Right: the fixes (best first) and the selected one as YAML or
+as a patch. `w` writes it (atomically), `c` copies it, `f` asks for it in another format, `m` marks it for
+`hubbletui pick`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, WorkerState
 
+from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.store import Row, RowKey
+from hubbletui.render.atomic import write_atomic
 from hubbletui.render.safe import printable
-from hubbletui.tui.analysis import Analysis, analyse
+from hubbletui.tui.analysis import FORMATS, Analysis, Evidence, analyse
+from hubbletui.tui.cells import Num, cell
 from hubbletui.tui.explain_text import explanation_text
+from hubbletui.tui.fixes import default_path, fix_yaml, patch_text
 from hubbletui.tui.flowlines import ROW_COLUMNS, row_cells
 from hubbletui.tui.screens.main import HEADER_ICON
+from hubbletui.tui.screens.write_fix import WriteFixScreen
+from hubbletui.tui.widgets.key_bar import KeyBar
 from hubbletui.tui.widgets.keyed_table import KeyedTable
 from hubbletui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from hubbletui.tui.app import HubbleApp
+
+FIX_COLUMNS = [("rank", "#", 2), ("mark", "", 1), ("kind", "KIND", 12), ("blast", "NEW", 3), ("fix", "FIX", 200)]
 
 
 class DropDetailScreen(Screen):
@@ -39,8 +53,11 @@ class DropDetailScreen(Screen):
         super().__init__()
         self.title_text = title
         self.keys = keys
-        self.analyses: dict[RowKey, Analysis] = {}
+        self.analyses: dict[tuple[RowKey, str], Analysis] = {}
         self.current: RowKey | None = keys[0] if keys else None
+        self.fmt: str | None = None  # None until the engine names its default
+        self.show_patch = False
+        self.selected_fix = 0
 
     @property
     def hubble(self) -> HubbleApp:
@@ -54,10 +71,12 @@ class DropDetailScreen(Screen):
             with VerticalScroll(id="explanation"):
                 yield Static(id="explanation-text")
             with Vertical(id="fixes"):
-                yield Static(Text("Fixes", style="bold"), classes="section-title")
-                yield Static(id="fix-view")
+                yield Static(id="fixes-title", classes="section-title")
+                yield KeyedTable(FIX_COLUMNS, id="suggestions")
+                with VerticalScroll(id="fix-scroll"):
+                    yield Static(id="fix-view")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.status_bar = self.query_one(StatusBar)
@@ -65,38 +84,58 @@ class DropDetailScreen(Screen):
         title = Text(printable(self.title_text), style="bold")
         title.append(f"  ·  {len(self.keys)} drop group{'s' if len(self.keys) != 1 else ''}", "dim")
         self.query_one("#detail-title", Static).update(title)
-        self.refresh_groups()
-        self.query_one("#groups", KeyedTable).focus()
+        groups = self.query_one("#groups", KeyedTable)
+        store = self.hubble.store
+        groups.sync([(r.key.as_id(), r) for r in (store.rows.get(k) for k in self.keys) if r is not None],
+                    row_cells, lambda row: True)
+        groups.focus()
         self.show_current()
 
-    def rows(self) -> list[Row]:
-        store = self.hubble.store
-        return [store.rows[k] for k in self.keys if k in store.rows]
+    # ---------------------------------------------------------------------------------------------------
+    # what is shown
 
-    def refresh_groups(self) -> None:
-        table = self.query_one("#groups", KeyedTable)
-        table.sync([(r.key.as_id(), r) for r in self.rows()], row_cells, lambda row: True)
+    @property
+    def analysis(self) -> Analysis | None:
+        if self.current is None:
+            return None
+        return self.analyses.get((self.current, self.fmt or ""))
+
+    @property
+    def fix(self) -> Any:
+        analysis = self.analysis
+        fixes = analysis.suggestions if analysis is not None else []
+        return fixes[self.selected_fix] if 0 <= self.selected_fix < len(fixes) else None
+
+    def current_row(self) -> Row | None:
+        return self.hubble.store.rows.get(self.current) if self.current is not None else None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id != "groups" or event.row_key.value is None:
+        if event.row_key.value is None:
             return
-        key = RowKey(*event.row_key.value.split("\x1f"))
-        if key != self.current:
-            self.current = key
-            self.show_current()
+        if event.data_table.id == "groups":
+            key = RowKey.from_id(event.row_key.value)
+            if key != self.current:
+                self.current = key
+                self.selected_fix = 0
+                self.show_current()
+        elif event.data_table.id == "suggestions":
+            self.selected_fix = event.cursor_row
+            self.show_fix()
 
     def show_current(self) -> None:
-        key = self.current
-        row = self.hubble.store.rows.get(key) if key is not None else None
+        row = self.current_row()
         explanation = self.query_one("#explanation-text", Static)
         if row is None:
             explanation.update(Text("this drop group is no longer in the store (evicted at its cap)", style="dim"))
+            self.show_fixes()
             return
-        analysis = self.analyses.get(key)
+        analysis = self.analysis
         explanation.update(explanation_text(row, analysis))
-        self.show_fixes(analysis)
+        self.show_fixes()
         if analysis is None:
-            self.run_worker(lambda: analyse(row, self.hubble.engine), name="analyse", group="analysis",
+            evidence = Evidence.take(self.hubble.store, row)
+            engine, fmt = self.hubble.engine, self.fmt
+            self.run_worker(lambda: analyse(row, engine, evidence, fmt), name="analyse", group="analysis",
                             thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -104,38 +143,129 @@ class DropDetailScreen(Screen):
         if worker.group != "analysis":
             return
         if worker.state == WorkerState.SUCCESS and isinstance(worker.result, Analysis):
-            self.analyses[worker.result.key] = worker.result
-            if worker.result.key == self.current:
+            result = worker.result
+            if self.fmt is None and result.fmt:
+                self.fmt = result.fmt
+            self.analyses[(result.key, result.fmt)] = result
+            if result.key == self.current and result.fmt == (self.fmt or ""):
                 self.show_current()
         elif worker.state == WorkerState.ERROR:
             self.query_one("#explanation-text", Static).update(
                 Text(f"explaining failed: {printable(str(worker.error))}", style="red"))
 
-    def show_fixes(self, analysis: Analysis | None) -> None:
-        view = self.query_one("#fix-view", Static)
+    def show_fixes(self) -> None:
+        analysis = self.analysis
+        title = self.query_one("#fixes-title", Static)
+        table = self.query_one("#suggestions", KeyedTable)
+        fixes = analysis.suggestions if analysis is not None else []
+        table.display = bool(fixes)
         if analysis is None:
-            view.update(Text("…", style="dim"))
-        elif analysis.trace is None and analysis.notes:
-            view.update(Text(printable(analysis.notes[0]), style="yellow"))
+            title.update(Text("Fixes: looking…" if self.hubble.engine is not None else "Fixes", style="bold"))
         else:
-            view.update(Text("fixes need the suggest module, which this build does not have yet", style="yellow"))
+            fmt = f" ({analysis.fmt} format)" if analysis.fmt else ""
+            checked = f": {len(fixes)} checked, best first" if fixes else ""
+            title.update(Text(f"Fixes{fmt}{checked}", style="bold"))
+        marked = self.hubble.marked
+        table.sync([(s.id, s) for s in fixes], lambda s: (
+            cell("☑" if s.id in marked else " "), cell(s.kind), Num(s.blast.count), cell(s.summary)),
+            lambda s: True)
+        self.selected_fix = min(self.selected_fix, max(len(fixes) - 1, 0))
+        self.show_fix()
+
+    def show_fix(self) -> None:
+        view = self.query_one("#fix-view", Static)
+        analysis, fix = self.analysis, self.fix
+        if analysis is None:
+            view.update(Text(""))
+            return
+        if fix is None:
+            view.update(_no_fix_text(analysis))
+            return
+        if self.show_patch:
+            view.update(Syntax(patch_text(fix), "bash", theme="ansi_dark", word_wrap=True))
+        else:
+            view.update(Syntax(fix_yaml(analysis.fixes, fix), "yaml", theme="ansi_dark", word_wrap=True))
 
     # ---------------------------------------------------------------------------------------------------
+    # keys
+
     def action_back(self) -> None:
         self.app.pop_screen()
         self.hubble.redraw()
 
+    def _need_fix(self, doing: str) -> Any:
+        fix = self.fix
+        if fix is None:
+            self.notify(f"no fix to {doing} for this drop group", severity="warning", timeout=3, markup=False)
+        return fix
+
     def action_write_fix(self) -> None:
-        self.notify("no fix to write for this drop group", severity="warning", timeout=3, markup=False)
+        fix = self._need_fix("write")
+        if fix is None:
+            return
+        group = self.analysis.fixes
+        path = default_path(self.hubble.collab.out_dir, group, fix)
+
+        def write(chosen: str | None) -> None:
+            if not chosen:
+                return
+            try:
+                written = write_atomic(chosen, fix_yaml(group, fix))
+            except HubbleTuiError as exc:
+                self.notify(printable(str(exc)), severity="error", timeout=6, markup=False)
+                return
+            self.notify(f"wrote {printable(str(written))}", timeout=4, markup=False)
+
+        self.app.push_screen(WriteFixScreen(str(path)), write)
 
     def action_copy_fix(self) -> None:
-        self.notify("no fix to copy for this drop group", severity="warning", timeout=3, markup=False)
+        fix = self._need_fix("copy")
+        if fix is not None:
+            text = patch_text(fix) if self.show_patch else fix_yaml(self.analysis.fixes, fix)
+            self.app.copy_to_clipboard(text)
+            self.notify("copied to the clipboard (OSC 52)", timeout=3, markup=False)
 
     def action_next_format(self) -> None:
-        self.notify("no fix to show in another format", severity="warning", timeout=3, markup=False)
+        if self.hubble.engine is None or self.current is None:
+            self.notify("formats need a cluster (--cluster or --live)", severity="warning", timeout=3, markup=False)
+            return
+        current = self.fmt or FORMATS[0]
+        self.fmt = FORMATS[(FORMATS.index(current) + 1) % len(FORMATS)] if current in FORMATS else FORMATS[0]
+        self.selected_fix = 0
+        self.notify(f"fixes in {self.fmt} format", timeout=2, markup=False)
+        self.show_current()
 
     def action_toggle_patch(self) -> None:
-        self.notify("no fix to show as a patch", severity="warning", timeout=3, markup=False)
+        self.show_patch = not self.show_patch
+        self.show_fix()
 
     def action_mark_fix(self) -> None:
-        self.notify("no fix to mark", severity="warning", timeout=3, markup=False)
+        fix = self._need_fix("mark")
+        if fix is None:
+            return
+        marked = self.hubble.marked
+        if fix.id in marked:
+            del marked[fix.id]
+            self.notify("unmarked", timeout=2, markup=False)
+        else:
+            marked[fix.id] = (self.analysis.fixes, fix)
+            self.notify(f"marked: {len(marked)} fix(es) for pick", timeout=2, markup=False)
+        self.show_fixes()
+
+
+def _no_fix_text(analysis: Analysis) -> Text:
+    text = Text()
+    if analysis.fixes is None:
+        if analysis.notes:
+            text.append(printable(analysis.notes[-1]), "yellow")
+        elif analysis.key.verdict == "DROPPED":
+            text.append("no policy change fixes this drop reason", "yellow")
+        else:
+            text.append("nothing to fix: Hubble forwarded these flows", "dim")
+        return text
+    text.append("no checked fix\n", "bold yellow")
+    for reason in analysis.fixes.not_offered:
+        text.append(f"• {printable(reason)}\n", "yellow")
+    if analysis.fixes.rejected:
+        text.append(f"{analysis.fixes.rejected} candidate(s) failed their check and are not shown\n", "dim")
+    return text

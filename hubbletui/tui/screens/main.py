@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, RichLog, Static, TabbedContent, TabPane
 
 from hubbletui.flows.store import Changes, RowKey
 from hubbletui.tui.cells import clock_time
@@ -17,6 +17,7 @@ from hubbletui.tui.flowlines import POD_COLUMNS, ROW_COLUMNS, log_line, pod_cell
 from hubbletui.tui.pod_status import pod_status
 from hubbletui.tui.widgets.keyed_table import KeyedTable
 from hubbletui.tui.widgets.prompt import Prompt
+from hubbletui.tui.widgets.key_bar import KeyBar
 from hubbletui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ MAX_POD_ROWS = 100
 MAX_FLOW_ROWS = 200
 RATES_EVERY_S = 2.0  # per-minute rates move with time: every shown pod is redrawn this often
 LOG_LINES = 2_000
-LOG_PER_TICK = 40  # at high rates the log shows a sample; the tables count everything
+LOG_PER_TICK = 40  # per redraw: at high rates the log shows a sample; the tables count everything
 LOG_BACKFILL = 300
 HEADER_ICON = "◆"  # Textual's default icon is not in Fira Code
 
@@ -64,7 +65,7 @@ class MainScreen(Screen):
                     yield RichLog(id="log", max_lines=LOG_LINES, markup=False, highlight=False, wrap=False)
         yield Prompt(id="prompt")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.status_bar = self.query_one(StatusBar)
@@ -99,9 +100,10 @@ class MainScreen(Screen):
             return
         self._cluster_generation = generation
         now = store.latest_ns
-        query = app.query
-        pods = store.ranked_pods(MAX_POD_ROWS, None if query.is_empty else query.match_pod)
+        where = None if app.query.is_empty else app.query.match_pod
         table = self.query_one("#pods", KeyedTable)
+        pods = _with_lingering(store.ranked_pods(MAX_POD_ROWS, where), lambda p: p.ref, table,
+                               store.pods.get, where, store.pod_rank(), MAX_POD_ROWS)
 
         def cells(pod):
             return pod_cells(pod, now, pod_status(cluster, pod.namespace, pod.pod), cluster is not None)
@@ -118,9 +120,12 @@ class MainScreen(Screen):
         app = self.hubble
         if changes is not None and not (changes.rows or changes.removed_rows):
             return
-        query = app.query
-        rows = app.store.top_rows(MAX_FLOW_ROWS, None if query.is_empty else query.match_row, self.flow_order)
+        where = None if app.query.is_empty else app.query.match_row
+        store = app.store
         table = self.query_one("#rows", KeyedTable)
+        rows = _with_lingering(store.top_rows(MAX_FLOW_ROWS, where, self.flow_order), lambda r: r.key.as_id(), table,
+                               lambda row_id: store.rows.get(RowKey.from_id(row_id)), where,
+                               store.row_rank(self.flow_order), MAX_FLOW_ROWS)
         dirty = (lambda row: True) if changes is None else (lambda row: row.key in changes.rows)
         table.sync([(r.key.as_id(), r) for r in rows], row_cells, dirty)
 
@@ -131,20 +136,21 @@ class MainScreen(Screen):
         query = self.hubble.query
         if not query.is_empty:
             flows = [f for f in flows if query.match_flow(f, self.hubble.is_refused)]
+        lines = []
         skipped = len(flows) - LOG_PER_TICK
         if skipped > 0:
-            log.write(Text(f"… {skipped:,} flows not shown (the tables count them all)", style="dim italic"))
+            lines.append(Text(f"… {skipped:,} flows not shown (the tables count them all)", style="dim italic"))
             flows = flows[-LOG_PER_TICK:]
-        for flow in flows:
-            _write_line(log, log_line(flow, clock_time(flow.time_ns)))
+        lines += [log_line(flow, clock_time(flow.time_ns)) for flow in flows]
+        _write_lines(log, lines)
 
     def backfill_log(self) -> None:
         log = self.query_one("#log", RichLog)
         log.clear()
         query = self.hubble.query
         where = None if query.is_empty else (lambda f: query.match_flow(f, self.hubble.is_refused))
-        for flow in self.hubble.store.recent_flows(LOG_BACKFILL, where):
-            _write_line(log, log_line(flow, clock_time(flow.time_ns)))
+        flows = self.hubble.store.recent_flows(LOG_BACKFILL, where)
+        _write_lines(log, [log_line(flow, clock_time(flow.time_ns)) for flow in flows])
 
     def reset_tables(self) -> None:
         self.query_one("#pods", KeyedTable).reset()
@@ -158,9 +164,7 @@ class MainScreen(Screen):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.focus_table()
-        if self.active_tab == "flows":
-            self.backfill_log()
-        self.refresh_views(None)
+        self.hubble.redraw()
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -169,13 +173,13 @@ class MainScreen(Screen):
         log = self.query_one("#log", RichLog)
         log.display = not log.display
         if log.display:
-            self.backfill_log()
+            self.hubble.redraw()
 
     def action_toggle_sort(self) -> None:
         self.flow_order = "last" if self.flow_order == "count" else "count"
         order = "last seen" if self.flow_order == "last" else "count"
         self.notify(f"flows sorted by {order}", timeout=2, markup=False)
-        self.refresh_views(None)
+        self.hubble.redraw()
 
     def action_clear_filter(self) -> None:
         self.hubble.set_filter("")
@@ -185,7 +189,7 @@ class MainScreen(Screen):
 
     def selected_row(self) -> RowKey | None:
         row_id = self.query_one("#rows", KeyedTable).selected_id
-        return RowKey(*row_id.split("\x1f")) if row_id else None
+        return RowKey.from_id(row_id) if row_id else None
 
     def action_drill(self) -> None:
         if self.active_tab == "flows":
@@ -216,6 +220,25 @@ class MainScreen(Screen):
         self.hubble.open_policy(ref, endpoint)
 
 
-def _write_line(log: RichLog, line: Text) -> None:
-    # at its own width: RichLog would measure it against the console and cut it; the log scrolls sideways
-    log.write(line, width=max(line.cell_len, 1))
+def _write_lines(log: RichLog, lines: list[Text]) -> None:
+    """One write for many lines (each write re-lays the screen out), at their own width: RichLog would measure
+    them against the console and cut them; the log scrolls sideways instead."""
+    if lines:
+        block = Text("\n", no_wrap=True, end="").join(lines)
+        log.write(block, width=max(line.cell_len for line in lines))
+
+
+def _with_lingering(top: list, row_id, table: KeyedTable, lookup, where, rank, limit: int) -> list:
+    """``top`` plus the rows the table shows that fell just out of it, at the bottom in rank order, until the
+    table would be a quarter over ``limit``. At high rates rows near the cut-off swap places all the time, and
+    every row that comes or goes makes Textual lay the whole screen out again."""
+    in_top = {row_id(record) for record in top}
+    lingering = []
+    for shown in table.shown_ids:
+        if shown not in in_top:
+            record = lookup(shown)
+            if record is not None and (where is None or where(record)):
+                lingering.append(record)
+    if not lingering or len(top) + len(lingering) > limit + limit // 4:
+        return top
+    return top + sorted(lingering, key=rank, reverse=True)

@@ -9,13 +9,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
 from hubbletui.render.safe import printable
 from hubbletui.tui.analysis import NO_CLUSTER
 from hubbletui.tui.policy_text import policy_view
 from hubbletui.tui.screens.main import HEADER_ICON
+from hubbletui.tui.widgets.key_bar import KeyBar
 from hubbletui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class PolicyScreen(Screen):
         with VerticalScroll(id="policy-scroll"):
             yield Static(id="policy-body")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.status_bar = self.query_one(StatusBar)

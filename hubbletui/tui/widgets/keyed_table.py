@@ -16,6 +16,7 @@ from textual.widgets import DataTable
 from hubbletui.tui.cells import Num
 
 RANK = "rank"
+_RIGHT = frozenset({"rank", "drops", "rate", "count"})  # number columns: labels flush right like the numbers
 REBUILD_FRACTION = 0.25
 
 
@@ -23,14 +24,20 @@ class KeyedTable(DataTable):
     """``columns``: (key, label, width). The first column is the rank, used to order rows."""
 
     def __init__(self, columns: Sequence[tuple[str, str, int]], **kwargs):
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kwargs)
         self._column_spec = columns
         self._shown: dict[str, tuple] = {}  # row id -> cells as last written
         self._order: list[str] = []
 
     def on_mount(self) -> None:
         for key, label, width in self._column_spec:
-            self.add_column(Text(label, style="bold"), key=key, width=width)
+            right = key in _RIGHT
+            self.add_column(Text(f"{label} " if right else f" {label}", style="bold",
+                                 justify="right" if right else "left"), key=key, width=width + 2)
+
+    @property
+    def shown_ids(self) -> list[str]:
+        return list(self._shown)
 
     @property
     def selected_id(self) -> str | None:

@@ -1,0 +1,87 @@
+"""`hubbletui suggest`: the smallest checked fix for every group of dropped (or mesh-refused) flows."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
+from hubbletui.cli.flow_options import build_query, filter_options, require_one_source, server_options, time_options
+from hubbletui.errors import ExitCode
+
+FORMATS = ("cilium", "k8s", "istio", "all")
+DEFAULT_TOP = 3
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--input-file", metavar="FILE|-", help="A jsonpb recording (.gz ok; - reads stdin).")
+@server_options
+@filter_options
+@time_options
+@cluster_options
+@engine_options
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="What new policies are: cilium (CiliumNetworkPolicy; the default), k8s (NetworkPolicy; the "
+                   "default when the cluster has only NetworkPolicies), istio (only AuthorizationPolicy fixes), "
+                   "all (both policy kinds).")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json", "md"]), default="yaml", show_default=True,
+              help="yaml for `kubectl apply -f -`, json for programs, md for people.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write one YAML file per fix and an index.md there (atomically); stdout lists the files.")
+@click.option("--top", type=click.IntRange(min=1), default=DEFAULT_TOP, show_default=True, metavar="N",
+              help="At most N fixes per group, best first.")
+def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
+    """Suggest the smallest checked fix for every group of dropped flows.
+
+    Every fix is applied to a copy of the cluster state first: the group's drops must become allowed and every
+    forwarded flow of the input must stay allowed; what else it newly allows (its blast radius) is counted, and
+    fixes are ranked by it. In YAML, the best fix of each group is live and the alternatives are commented out.
+
+    \b
+      hubbletui suggest --input-file flows.json --cluster snapshot/ | kubectl apply -f -
+      hubbletui suggest --input-file flows.json --cluster snapshot/ --out-dir fixes/
+
+    Exit codes: 0 fixes suggested, 3 nothing to fix, 1 errors, 4 unreachable.
+    """
+    from hubbletui.suggest.fixes import suggest_groups
+    from hubbletui.suggest.report import render, say_unfixed, write_out_dir
+
+    require_one_source(input_file, server)
+    if input_file is None and server is None:
+        if sys.stdin.isatty():
+            raise click.UsageError("give the flows: --input-file FILE (or -) or --server ADDRESS")
+        input_file = "-"
+    query = build_query(kwargs)
+    state = load_cluster(kwargs)
+    engine = build_engine(kwargs, state)
+    events = _events(input_file, server, query, kwargs)
+    groups, other = suggest_groups(engine, events, fmt, top)
+    say_unfixed(groups, other)
+    if out_dir is not None:
+        for path in write_out_dir(groups, out_dir):
+            click.echo(str(path))
+    else:
+        from hubbletui.suggest.fixes import default_format
+
+        sys.stdout.buffer.write(render(groups, output, fmt or default_format(engine), other))
+        sys.stdout.flush()
+    return ExitCode.OK if any(g.suggestions for g in groups) else ExitCode.NOTHING_TO_FIX
+
+
+def _events(input_file, server, query, kwargs):
+    if input_file is not None:
+        from hubbletui.flows.recording import read_events
+        from hubbletui.flows.select import select
+
+        _drop_server_flags(kwargs)
+        return list(select(read_events(input_file), query))
+    from hubbletui.sources.grpc_client import server_events  # grpc only when asked for
+
+    return list(server_events(kwargs, server, query))
+
+
+def _drop_server_flags(kwargs: dict) -> None:
+    for name in ("tls", "tls_allow_insecure", "tls_ca_cert_files", "tls_client_cert_file", "tls_client_key_file",
+                 "tls_server_name", "timeout"):
+        kwargs.pop(name, None)

@@ -1,0 +1,84 @@
+"""Candidate fixes of kind rule-patch: extend a rule of a policy that already selects the pod.
+
+A rule that admits the peer but not the port gets the port; a rule that covers the port but not the peer gets
+the peer. A rule that lacks both is not extended: that would be a new rule, and a new policy says it better.
+Patches are JSON patches of "add" operations, so that they touch nothing else of the policy.
+"""
+
+from __future__ import annotations
+
+from hubbletui.policy.engine import PolicyEngine
+from hubbletui.policy.rules import ALLOW, INGRESS, Rule
+from hubbletui.policy.subjects import Subject
+from hubbletui.suggest import jsonpatch
+from hubbletui.suggest.model import RULE_PATCH, Change, ObjectRef, Patch
+from hubbletui.suggest.peers import cilium_peer, leaf_count, netpol_peer
+
+
+def rule_patch_options(engine: PolicyEngine, direction: str, enforcer: Subject, peer: Subject, dst: Subject,
+                       port: int, protocol: str) -> tuple[list[tuple[Change, ...]], list[str]]:
+    options: list[tuple[Change, ...]] = []
+    reasons: list[str] = []
+    for rule in engine.selecting_rules(enforcer, direction):
+        if rule.action != ALLOW or not (rule.all_peers or rule.peers):
+            continue
+        compiled = engine.policies.get(rule.policy)
+        if compiled is None or compiled.obj is None:
+            continue
+        peer_ok = rule.admits_peer(peer)
+        port_ok = rule.port_match(port, protocol, dst.named_ports)[0]
+        if peer_ok == port_ok:
+            continue
+        try:
+            op, what = (_add_port(rule, compiled.obj, port, protocol) if peer_ok else
+                        _add_peer(engine, rule, compiled.obj, peer))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            reasons.append(f"{rule.ref}: its YAML is not as compiled ({exc})")
+            continue
+        if op is None:
+            reasons.append(f"{rule.ref} could be extended, but {what}")
+            continue
+        ref = ObjectRef(rule.policy.kind, rule.policy.namespace, rule.policy.name)
+        after = jsonpatch.apply(compiled.obj, [op])
+        summary = f"add {what} to {rule.ref}"
+        options.append((Change(RULE_PATCH, ref, summary, (after,), leaf_count(op["value"]),
+                               patch=Patch(ref, "json", [op])),))
+    return options, reasons
+
+
+def _add_port(rule: Rule, obj: dict, port: int, protocol: str) -> tuple[dict | None, str]:
+    what = f"port {port}/{protocol}"
+    if protocol.startswith("ICMP"):
+        return None, "ICMP is matched by icmps fields, not ports"
+    tokens = jsonpatch.tokens_of_path(rule.path)
+    entry = jsonpatch.get(obj, tokens)
+    if rule.policy.kind == "NetworkPolicy":
+        return {"op": "add", "path": jsonpatch.pointer([*tokens, "ports", "-"]),
+                "value": {"port": port, "protocol": protocol}}, what
+    clause = {"port": str(port), "protocol": protocol}
+    for i, to_port in enumerate(entry.get("toPorts") or []):
+        if isinstance(to_port, dict) and not to_port.get("rules") and to_port.get("ports"):
+            return {"op": "add", "path": jsonpatch.pointer([*tokens, "toPorts", i, "ports", "-"]), "value": clause}, what
+    # every port entry carries L7 rules: a new entry keeps this port at L4
+    return {"op": "add", "path": jsonpatch.pointer([*tokens, "toPorts", "-"]), "value": {"ports": [clause]}}, what
+
+
+def _add_peer(engine: PolicyEngine, rule: Rule, obj: dict, peer: Subject) -> tuple[dict | None, str]:
+    what = f"peer {peer.workload_ref}"
+    tokens = jsonpatch.tokens_of_path(rule.path)
+    entry = jsonpatch.get(obj, tokens)
+    if rule.policy.kind == "NetworkPolicy":
+        spec = netpol_peer(engine, peer, rule.policy.namespace)
+        if spec is None:
+            return None, f"a NetworkPolicy cannot name {peer.id}"
+        field = "from" if rule.direction == INGRESS else "to"
+        return {"op": "add", "path": jsonpatch.pointer([*tokens, field, "-"]), "value": spec}, what
+    if entry.get("toFQDNs"):
+        return None, "a rule with toFQDNs takes no other peer"
+    spec = cilium_peer(engine, peer, rule.direction, rule.policy.namespace)
+    if spec is None or spec.field == "FQDNs":
+        return None, f"no peer field of this rule can name {peer.id}"
+    field = spec.cnp_field(rule.direction)
+    if field in entry:
+        return {"op": "add", "path": jsonpatch.pointer([*tokens, field, "-"]), "value": spec.value}, what
+    return {"op": "add", "path": jsonpatch.pointer([*tokens, field]), "value": [spec.value]}, what

@@ -1,0 +1,178 @@
+"""The headless API the CLI, the TUI and `demo --print-fixes` call: checked, ranked fixes per drop group.
+
+    observed = ObservedTraffic(flows)                       # what works: a fix must not break it
+    fixes = suggest_for_case(engine, case, observed, fmt="cilium", top=3)   # one group (a DropCase)
+    groups = suggest_all(engine, flows, fmt=None, top=3)    # every group in a recording
+
+A fix is built one denying layer at a time, in the order a packet meets them (the source's egress, then the
+destination's ingress; Istio for mesh refusals): candidates for the first layer, each completed by the best
+candidate for what still denies on a what-if view with it applied. Only complete fixes that pass the check are
+kept (see check.py), then ranked (rank.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from hubbletui.errors import HubbleTuiError
+from hubbletui.flows.model import Flow
+from hubbletui.policy.engine import PolicyEngine
+from hubbletui.policy.result import ALLOWED, LayerResult
+from hubbletui.policy.subjects import Subject
+from hubbletui.suggest.candidates_istio import istio_options
+from hubbletui.suggest.candidates_label import label_options
+from hubbletui.suggest.candidates_policy import new_policy_options
+from hubbletui.suggest.candidates_rule_patch import rule_patch_options
+from hubbletui.suggest.cases import DropCase, as_case, cases_from_flows
+from hubbletui.suggest.check import Checker, case_pairs, upserts_of
+from hubbletui.suggest.model import Change, GroupFixes, Suggestion
+from hubbletui.suggest.observed import ObservedTraffic, Seen
+from hubbletui.suggest.rank import ranked
+
+FORMATS = ("cilium", "k8s", "istio", "all")
+CILIUM_LAYERS = ("egress", "ingress")
+
+
+def default_format(engine: PolicyEngine) -> str:
+    """k8s when the cluster uses NetworkPolicies and no Cilium policy, else cilium."""
+    kinds = {key.kind for key in engine.policies}
+    return "k8s" if kinds == {"NetworkPolicy"} else "cilium"
+
+
+@dataclass
+class _Context:
+    engine: PolicyEngine
+    case: DropCase
+    fmt: str
+    targets: tuple[str, ...]
+    checker: Checker
+    seen: list[Seen]
+    first_pair: object
+    reasons: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def suggest_for_case(engine: PolicyEngine, case: DropCase, observed: ObservedTraffic | Iterable[Flow] = (),
+                     fmt: str | None = None, top: int | None = None) -> GroupFixes:
+    fmt = fmt or default_format(engine)
+    if fmt not in FORMATS:
+        raise HubbleTuiError(f"unknown fix format {fmt!r} (one of {', '.join(FORMATS)})")
+    if not isinstance(observed, ObservedTraffic):
+        observed = ObservedTraffic(observed)
+    targets = ("istio",) if case.layer == "istio" else CILIUM_LAYERS
+    pairs = case_pairs(engine, case)
+    first_pair, (src, dst) = pairs[0]
+    trace = engine.trace(src, dst, case.port, case.protocol)
+    out = GroupFixes(case, case.summary or trace.explanation(), trace=trace)
+    if not any(layer.layer in targets and layer.verdict != ALLOWED for layer in trace.layers):
+        where = "Istio admits" if case.layer == "istio" else "Cilium's policies allow"
+        out.not_offered.append(f"{where} this connection in the cluster state: a stale snapshot, or a rule "
+                               "hubbletui does not model; nothing to fix here")
+        return out
+    ctx = _Context(engine, case, fmt, targets, Checker(engine, case, targets, observed),
+                   observed.baseline(engine), first_pair)
+    found = ranked(_solve(ctx, (), 0))
+    out.suggestions = found[:top] if top else found
+    out.rejected = len(ctx.failures)
+    out.not_offered = list(dict.fromkeys(ctx.reasons))
+    if not found and ctx.failures:
+        out.not_offered.append(f"{len(ctx.failures)} candidate(s) failed their check; the first: {ctx.failures[0]}")
+    return out
+
+
+def suggest_groups(engine: PolicyEngine, events: Iterable, fmt: str | None = None,
+                   top: int | None = None) -> tuple[list[GroupFixes], int]:
+    """Fixes for every group of policy drops and mesh refusals among ``events`` (non-flows are skipped), and
+    the number of drops whose reasons no policy change fixes."""
+    flows = [f for f in events if isinstance(f, Flow)]
+    cases, other = cases_from_flows(flows, engine)
+    observed = ObservedTraffic(flows)
+    return [suggest_for_case(engine, case, observed, fmt, top) for case in cases], other
+
+
+def suggest_all(engine: PolicyEngine, events: Iterable, fmt: str | None = None,
+                top: int | None = None) -> list[GroupFixes]:
+    return suggest_groups(engine, events, fmt, top)[0]
+
+
+def suggest_for_group(engine: PolicyEngine, group, observed: ObservedTraffic | Iterable[Flow] = (),
+                      fmt: str | None = None, top: int | None = None) -> list[Suggestion]:
+    """For the TUI: ``group`` is a DropCase, an explained `DropGroup`, or a `MeshRefusal`."""
+    return suggest_for_case(engine, as_case(group), observed, fmt, top).suggestions
+
+
+MAX_STEPS = 2  # a packet meets at most two Cilium layers; Istio is one
+
+
+def _solve(ctx: _Context, prefix: tuple[Change, ...], step: int) -> list[Suggestion]:
+    view = ctx.engine.what_if(upserts=upserts_of(prefix)) if prefix else ctx.engine
+    src, dst = _pair(view, ctx)
+    trace = view.trace(src, dst, ctx.case.port, ctx.case.protocol)
+    remaining = [layer for layer in trace.layers if layer.layer in ctx.targets and layer.verdict != ALLOWED]
+    if not remaining:
+        result = ctx.checker.check(prefix)
+        if not result.ok:
+            ctx.failures.append(result.failure)
+            return []
+        notes = [n for c in prefix for n in c.notes] + _other_layers(trace, ctx.targets, ctx.case.layer == "istio")
+        return [Suggestion(prefix, ctx.case.fixes_text, result.blast, tuple(dict.fromkeys(notes)))]
+    if step >= MAX_STEPS:
+        return []
+    found: list[Suggestion] = []
+    for option in _options(view, remaining[0], src, dst, ctx):
+        completed = _solve(ctx, prefix + option, step + 1)
+        found += ranked(completed)[:1] if step else completed  # one completion per first step: its best
+    return found
+
+
+def _pair(engine: PolicyEngine, ctx: _Context) -> tuple[Subject, Subject]:
+    if ctx.first_pair is None:
+        return engine.resolve(ctx.case.src_ref), engine.resolve(ctx.case.dst_ref)
+    return engine.subject_for_endpoint(ctx.first_pair[0]), engine.subject_for_endpoint(ctx.first_pair[1])
+
+
+def _other_layers(trace, targets: tuple[str, ...], forwarded: bool) -> list[str]:
+    """A fix answers for its own layers: say what another layer will do. ``forwarded``: Hubble saw Cilium let
+    these connections through, whatever the cluster state says."""
+    denying = [layer for layer in trace.layers if layer.layer not in targets and layer.verdict != ALLOWED]
+    if forwarded and denying:
+        where = " and ".join(layer.layer for layer in denying)
+        return [f"Hubble saw these connections forwarded, yet the cluster state denies them at {where}: the "
+                "snapshot may be older than the flows"]
+    return [f"after this fix, {'Istio' if layer.layer == 'istio' else layer.layer} still refuses it: "
+            f"{layer.explanation}" for layer in denying]
+
+
+def _options(view: PolicyEngine, layer: LayerResult, src: Subject, dst: Subject,
+             ctx: _Context) -> list[tuple[Change, ...]]:
+    case = ctx.case
+    if layer.layer == "istio":
+        options, reasons = istio_options(view, layer, src, dst, case.port)
+        ctx.reasons += reasons
+        return options
+    if ctx.fmt == "istio":
+        ctx.reasons.append(f"{layer.layer} at {layer.endpoint} denies it, and --format istio offers only Istio "
+                           "AuthorizationPolicy fixes")
+        return []
+    if layer.reason == "deny-rule":
+        refs = ", ".join(hit["ref"] + " " + hit["path"] for hit in layer.denied_by)
+        ctx.reasons.append(f"an explicit deny rule matches at {layer.layer} ({refs}): deny rules win over every "
+                           "allow, and hubbletui does not suggest weakening them")
+        return []
+    if layer.reason != "default-deny":
+        ctx.reasons.append(f"{layer.layer} at {layer.endpoint}: {layer.explanation}")
+        return []
+    direction = layer.layer
+    enforcer, peer = (src, dst) if direction == "egress" else (dst, src)
+    options: list[tuple[Change, ...]] = []
+    for found, reasons in (label_options(view, direction, enforcer, peer, dst, case.port, case.protocol),
+                           rule_patch_options(view, direction, enforcer, peer, dst, case.port, case.protocol)):
+        options += found
+        ctx.reasons += reasons
+    for netpol in {"cilium": (False,), "k8s": (True,), "all": (False, True)}[ctx.fmt]:
+        found, reasons = new_policy_options(view, direction, enforcer, peer, case.port, case.protocol, src, dst,
+                                            netpol, ctx.seen)
+        options += found
+        ctx.reasons += reasons
+    return options
