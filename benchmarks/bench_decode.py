@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_decode.py [--runs 7] [--lines 50000]
 
 Four paths over the same flows, each timed several times (median printed):
-  json       orjson.loads + event_from_json (as RecordingReader does, with its camelCase check)
+  json       event_from_line: orjson.loads + camelCase check + event_from_json, as RecordingReader does
   json floor orjson.loads alone on the same lines
   proto      GetFlowsResponse.FromString + event_from_proto (what the gRPC client does per message)
   proto floor GetFlowsResponse.FromString alone
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from hubbletui.flows.decode import event_from_bytes, event_from_json, needs_renaming, to_proto_names
+from hubbletui.flows.decode import event_from_bytes, event_from_json, event_from_line
 from hubbletui.flows.timefmt import format_rfc3339_ns
 from hubbletui.proto.observer import observer_pb2
 from hubbletui.server.playlist import response_message
@@ -66,10 +66,7 @@ def _made_line(i: int) -> dict:
 
 def decode_json(lines, keep) -> None:
     for line in lines:
-        obj = orjson.loads(line)
-        if needs_renaming(line):
-            obj = to_proto_names(obj)
-        keep(event_from_json(obj))
+        keep(event_from_line(line))  # orjson.loads + camelCase check + event_from_json, as RecordingReader does
 
 
 def floor_json(lines, keep) -> None:

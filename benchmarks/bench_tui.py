@@ -15,7 +15,6 @@ Prints flows delivered, flows the buffer dropped, key latency (median, p99, max)
 
 from __future__ import annotations
 
-import os
 import argparse
 import asyncio
 import random
@@ -32,7 +31,7 @@ from textual.drivers.headless_driver import HeadlessDriver  # noqa: E402
 from hubbletui.flows.decode import event_from_json  # noqa: E402
 from hubbletui.flows.model import Flow  # noqa: E402
 from hubbletui.sources.base import STREAMING, SourceState, SourceStats  # noqa: E402
-from hubbletui.tui.app import create_app, freeze_startup_objects  # noqa: E402
+from hubbletui.tui.app import create_app, prepare_process  # noqa: E402
 
 KEYS = ("space", "space", "2", "1")
 KEY_INTERVAL = 0.25
@@ -141,7 +140,7 @@ async def bench(seconds: float, rate: int, with_cluster: bool) -> dict:
         engine = PolicyEngine(cluster)
     source = PacedPool(pool, rate)
     app = create_app(source, cluster=cluster, engine=engine, driver_class=DiscardingTerminal)
-    if not os.environ.get("NOFREEZE"): freeze_startup_objects()  # as `hubbletui tui` does before it runs the app
+    prepare_process()  # as `hubbletui tui` does before it runs the app
     answered: dict[str, float] = {}
 
     def timed(name, method):

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "hubbletui" / "proto"
-FILES = ("flow/flow.proto", "relay/relay.proto", "observer/observer.proto")
-PACKAGES = ("flow", "relay", "observer")
+FILES = ("flow/flow.proto", "relay/relay.proto", "observer/observer.proto", "digest/digest.proto")
+PACKAGES = ("flow", "relay", "observer", "digest")
 IMPORT = re.compile(rf"^(from|import) ({'|'.join(PACKAGES)})(\.| )", re.M)
 
 

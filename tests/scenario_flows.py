@@ -100,7 +100,8 @@ def _flow(t: int, src: tuple, dst: tuple, sport: int, dport: int, protocol: str,
             "event_type": {"type": 1 if verdict == "DROPPED" else 4}, "traffic_direction": direction,
             "is_reply": reply}
     if verdict == "DROPPED":
-        flow.update({"drop_reason": 133, "drop_reason_desc": "POLICY_DENIED", "event_type": {"type": 1, "sub_type": 133}})
+        flow.update({"drop_reason": 133, "drop_reason_desc": "POLICY_DENIED",
+                     "event_type": {"type": 1, "sub_type": 133}})
     return {"flow": flow, "node_name": NODE, "time": _time(t)}
 
 

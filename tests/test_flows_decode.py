@@ -116,3 +116,30 @@ def test_truncated_protobuf_is_a_decode_error():
     data = json_format.Parse(orjson.dumps(BASE), observer_pb2.GetFlowsResponse()).SerializeToString()
     with pytest.raises(DecodeError):
         event_from_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("time_text", ["2026-11-27T23:00:01Z", "2026-11-27T23:00:01.000000001Z",
+                                       "2026-11-27T23:00:01.999999999Z", "1970-01-01T00:00:05.5Z", None])
+def test_wire_path_timestamps_of_every_shape(time_text):
+    obj = orjson.loads(orjson.dumps(BASE))
+    obj["flow"].pop("time")
+    obj.pop("time")
+    if time_text:
+        obj["flow"]["time"] = time_text
+    expected = event_from_json(obj)
+    data = json_format.Parse(orjson.dumps(obj), observer_pb2.GetFlowsResponse()).SerializeToString()
+    assert event_from_bytes(data)[:-1] == expected[:-1]
+
+
+def test_wire_path_reply_flags_and_policies():
+    for is_reply in (True, False, None):
+        obj = orjson.loads(orjson.dumps(BASE))
+        if is_reply is None:
+            obj["flow"].pop("is_reply")
+        else:
+            obj["flow"]["is_reply"] = is_reply
+        data = json_format.Parse(orjson.dumps(obj), observer_pb2.GetFlowsResponse()).SerializeToString()
+        flow = event_from_bytes(data)
+        assert flow.is_reply is is_reply
+        assert flow.egress_denied_by[0].ref == "CiliumNetworkPolicy/database/deny"
+        assert flow.raw == data

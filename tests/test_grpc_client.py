@@ -244,3 +244,16 @@ def test_server_events_for_the_cli_blocks_and_raises_unreachable(tmp_path):
     assert [type(e) for e in events].count(Flow) == 7
     with pytest.raises(UnreachableError, match="connection refused"):
         list(server_events({"timeout": 2.0}, f"127.0.0.1:{free_port()}", FlowQuery()))
+
+
+async def test_a_server_that_accepts_but_fails_every_stream_still_backs_off():
+    async def broken(request, call):
+        raise RuntimeError("backend down")
+        yield b""  # an async generator that fails at once
+
+    async with ScriptedObserver(broken) as server:
+        source = GrpcSource(DialOptions(server=server.address), FlowQuery(follow=True),
+                            retry=RetryPolicy(first_delay=0.01, factor=2, jitter=0.0, max_attempts=3))
+        _, _, states = await collect(source)
+    assert [s.retry_in for s in states if s.state == RETRYING] == [0.01, 0.02, 0.04]
+    assert states[-1].state == FAILED and "gave up after 4 attempts: UNKNOWN" in states[-1].detail

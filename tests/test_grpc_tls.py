@@ -113,3 +113,22 @@ def test_bad_server_tls_material(certs, tmp_path):
         ServerTls(str(certs.server_cert), str(certs.client_key)).credentials()
     with pytest.raises(HubbleTuiError, match="no such file"):
         ServerTls(str(tmp_path / "nope.pem"), str(certs.server_key)).credentials()
+
+
+async def test_expired_certificate_is_named_as_such_even_with_allow_insecure(tmp_path, playlist):
+    import datetime
+
+    import trustme
+
+    ca = trustme.CA()
+    old = ca.issue_cert("localhost", "127.0.0.1", not_before=datetime.datetime(2020, 1, 1),
+                        not_after=datetime.datetime(2021, 1, 1))
+    (tmp_path / "old.pem").write_bytes(old.cert_chain_pems[0].bytes())
+    (tmp_path / "old-key.pem").write_bytes(old.private_key_pem.bytes())
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem.bytes())
+    async with ReplayServer(playlist, speed=None, tls=ServerTls(str(tmp_path / "old.pem"),
+                                                                str(tmp_path / "old-key.pem"))) as s:
+        verified = await failure_of(DialOptions(server=f"tls://{s.address}", ca_files=(str(tmp_path / "ca.pem"),)))
+        # grpcio cannot skip verification: --tls-allow-insecure trusts the certificate, not an expired one
+        insecure = await failure_of(DialOptions(server=f"tls://{s.address}", allow_insecure=True))
+    assert "certificate has expired" in verified and "certificate has expired" in insecure

@@ -371,7 +371,7 @@ FILES = ("allow-l7-http.yaml", "allow-80.yaml", "allow-81.yaml", "allow-l3-clien
 
 @pytest.mark.parametrize("present, expected", ROWS)
 def test_cilium_deny_precedence_truth_table(present, expected):
-    files = [TRUTH_TABLE / "base.yaml"] + [TRUTH_TABLE / f for f, on in zip(FILES, present) if on]
+    files = [TRUTH_TABLE / "base.yaml"] + [TRUTH_TABLE / f for f, on in zip(FILES, present, strict=True) if on]
     eng = PolicyEngine(load_snapshot(files))
     got = (verdict(eng, "demo/client", "demo/server", 81), verdict(eng, "demo/client", "demo/server", 80),
            verdict(eng, "demo/client", "demo/server", 8, "ICMPv4"))

@@ -21,7 +21,10 @@ metadata: {name: shop, labels: {kubernetes.io/metadata.name: shop}}
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: api, namespace: shop}
-spec: {template: {metadata: {labels: {app: api}}, spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}}}
+spec:
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
 ---
 apiVersion: apps/v1
 kind: ReplicaSet
@@ -367,3 +370,28 @@ spec: {selector: {app: reviews}, ports: [{name: tcp-raw, port: 7000}, {name: htt
     assert tcp.verdict == "denied"  # an ALLOW rule with HTTP-only fields is ignored on TCP
     assert "tcp" in tcp.layer("istio").detail["http"]
     assert eng.trace("mesh/ratings", "mesh/reviews", 9080).verdict == "allowed"
+
+
+def test_istio_layer_for_pods_the_state_knows_only_through_their_workload_or_hubble():
+    eng = mesh_engine("""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: details, namespace: mesh}
+spec:
+  template:
+    metadata: {labels: {app: ratings}}
+    spec: {serviceAccountName: details, containers: [{name: app}]}
+""")
+    reviews = eng.resolve("mesh/reviews")
+    stand_in = eng.subject_for_endpoint(endpoint("mesh", "details-5f-abc", [], 77, [("Deployment", "details")]))
+    assert stand_in.obj["kind"] == "Deployment"
+    # the template's app=ratings puts it under ratings-viewer, which admits reviews only
+    assert eng.trace(reviews, stand_in, 9080).verdict == "allowed"
+    assert eng.trace("shop/front", stand_in, 9080).layer("istio").verdict == "denied"
+    labels = ["k8s:app=ratings", "k8s:io.kubernetes.pod.namespace=mesh",
+              "k8s:io.cilium.k8s.namespace.labels.istio-injection=enabled",
+              "k8s:io.cilium.k8s.policy.serviceaccount=ratings"]
+    from_hubble = eng.subject_for_endpoint(endpoint("mesh", "ratings-new", labels, 88))
+    assert from_hubble.kind == "flow"
+    result = eng.trace("shop/front", from_hubble, 9080)
+    assert result.layer("istio") is not None and result.verdict == "denied"

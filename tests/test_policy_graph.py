@@ -22,7 +22,10 @@ metadata: {name: app}
 apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: fdb, namespace: db}
-spec: {template: {metadata: {labels: {app: fdb}}, spec: {containers: [{name: c, ports: [{name: fdb, containerPort: 4500}]}]}}}
+spec:
+  template:
+    metadata: {labels: {app: fdb}}
+    spec: {containers: [{name: c, ports: [{name: fdb, containerPort: 4500}]}]}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -109,7 +112,8 @@ def test_nearest_ingress_rule_names_the_missing_label():
     state, engine, _ = build()
     state.upsert({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
                   "metadata": {"name": "exporter-egress", "namespace": "db"},
-                  "spec": {"endpointSelector": {"matchLabels": {"app": "exporter"}}, "egress": [{"toEntities": ["all"]}]}})
+                  "spec": {"endpointSelector": {"matchLabels": {"app": "exporter"}},
+                           "egress": [{"toEntities": ["all"]}]}})
     graph = PolicyGraph(PolicyEngine(state))
     nearest = graph.nearest_rules("db/exporter", "db/fdb", 4500)
     assert nearest[0]["ref"] == "CiliumNetworkPolicy/db/fdb-clients"

@@ -50,6 +50,10 @@ status: {podIP: 10.1.1.8}
 """
 
 
+API = "podSelector: {matchLabels: {app: api}}"
+FROM_FRONT = "{from: [{podSelector: {matchLabels: {app: front}}}]}"
+
+
 def engine(*specs: str) -> PolicyEngine:
     state = ClusterState()
     for obj in yaml.safe_load_all(BASE):
@@ -66,14 +70,14 @@ def verdict(eng: PolicyEngine, src: str, dst: str, port: int = 8080, proto: str 
 
 
 def test_policy_types_default_to_ingress_only():
-    eng = engine("{podSelector: {matchLabels: {app: api}}, ingress: [{from: [{podSelector: {matchLabels: {app: front}}}]}]}")
+    eng = engine(f"{{{API}, ingress: [{FROM_FRONT}]}}")
     assert verdict(eng, "shop/front", "shop/api") == "allowed"
     assert verdict(eng, "ops/monitor", "shop/api") == "denied"
     assert verdict(eng, "shop/api", "ops/monitor") == "allowed"  # egress not isolated
 
 
 def test_egress_rules_without_policy_types_isolate_both_directions():
-    eng = engine("{podSelector: {matchLabels: {app: api}}, egress: [{to: [{podSelector: {matchLabels: {app: front}}}]}]}")
+    eng = engine(f"{{{API}, egress: [{{to: [{{podSelector: {{matchLabels: {{app: front}}}}}}]}}]}}")
     assert verdict(eng, "shop/api", "shop/front") == "allowed"
     assert verdict(eng, "shop/api", "ops/monitor") == "denied"
     assert verdict(eng, "shop/front", "shop/api") == "denied"  # ingress: listed by default, no rules
@@ -164,7 +168,7 @@ def test_end_port(port, proto, allowed):
 
 
 def test_named_ports_resolve_with_their_protocol():
-    eng = engine("{podSelector: {matchLabels: {app: api}}, ingress: [{ports: [{port: web}, {port: stats, protocol: UDP}]}]}")
+    eng = engine(f"{{{API}, ingress: [{{ports: [{{port: web}}, {{port: stats, protocol: UDP}}]}}]}}")
     assert verdict(eng, "shop/front", "shop/api", 8080) == "allowed"
     assert verdict(eng, "shop/front", "shop/api", 8125, "UDP") == "allowed"
     assert verdict(eng, "shop/front", "shop/api", 8125, "TCP") == "denied"
@@ -189,8 +193,8 @@ def test_named_egress_port_resolves_on_the_destination():
 
 
 def test_policies_are_additive():
-    eng = engine("{podSelector: {matchLabels: {app: api}}, ingress: [{from: [{podSelector: {matchLabels: {app: front}}}]}]}",
-                 "{podSelector: {matchLabels: {app: api}}, ingress: [{from: [{namespaceSelector: {matchLabels: {env: tools}}}]}]}")
+    eng = engine(f"{{{API}, ingress: [{FROM_FRONT}]}}",
+                 f"{{{API}, ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{env: tools}}}}}}]}}]}}")
     assert verdict(eng, "shop/front", "shop/api") == "allowed"
     assert verdict(eng, "ops/monitor", "shop/api") == "allowed"
     assert verdict(eng, "world", "shop/api") == "denied"

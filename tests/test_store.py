@@ -122,11 +122,12 @@ def test_status_events_count_losses_and_unavailable_nodes():
 def _refused_attempts(store, n, t0=0.0):
     for i in range(n):
         t = t0 + i
-        store.add(mkflow(verdict="FORWARDED", flags=("SYN",), t=t, sport=41000 + i))
-        store.add(mkflow(src="database/fdb-0", dst=EXPORTER, port=41000 + i, sport=4500, verdict="FORWARDED",
+        client_port = 41000 + int(t0) * 10 + i  # a new connection each time
+        store.add(mkflow(verdict="FORWARDED", flags=("SYN",), t=t, sport=client_port))
+        store.add(mkflow(src="database/fdb-0", dst=EXPORTER, port=client_port, sport=4500, verdict="FORWARDED",
                          flags=("SYN", "ACK"), reply=True, t=t + 0.001, src_workload="fdb",
                          dst_workload="fdb-exporter"))
-        store.add(mkflow(src="database/fdb-0", dst=EXPORTER, port=41000 + i, sport=4500, verdict="FORWARDED",
+        store.add(mkflow(src="database/fdb-0", dst=EXPORTER, port=client_port, sport=4500, verdict="FORWARDED",
                          flags=("RST",), reply=True, t=t + 0.003, src_workload="fdb", dst_workload="fdb-exporter"))
 
 
@@ -143,6 +144,9 @@ def test_mesh_refusals_count_as_drops_of_the_initiator_from_the_ring_and_after()
     assert row.is_drop and row.refusal.layer == "istio"
     _refused_attempts(store, 2, t0=10)
     assert pod.total == 6 and store.stats.drops == 6
+    # Hubble reports the same SYN again at another observation point: still one attempt
+    store.add(mkflow(verdict="FORWARDED", flags=("SYN",), t=11.0005, sport=41101))
+    assert pod.total == 6
     # marking again updates the evidence without counting the ring twice
     store.mark_refusals([Refusal(conn, "updated", ("6 resets",))])
     assert pod.total == 6 and row.refusal.summary == "updated"

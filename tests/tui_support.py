@@ -110,7 +110,7 @@ class PushSource:
 
 
 async def settle(pilot, app, flows: int, timeout: float = 10.0) -> None:
-    """Wait until the app's store holds ``flows`` flows and one more redraw has happened."""
+    """Wait until the app's store holds ``flows`` flows and the views were redrawn from it."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -118,6 +118,7 @@ async def settle(pilot, app, flows: int, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"only {app.store.stats.flows} of {flows} flows arrived in {timeout} s")
         await pilot.pause(0.05)
+    app.redraw()  # at the next tick, rather than when the views' own redraw interval comes round
     await pilot.pause(0.25)
 
 
@@ -126,7 +127,8 @@ async def prompt(pilot, key: str, text: str) -> None:
     Pasting instead of typing keeps the tests fast: Pilot waits for the app to go idle after every key."""
     from textual import events
 
-    await pilot.press(key, "ctrl+u")  # the filter prompt opens with the current filter: start afresh
+    # the filter prompt opens with the current filter: start afresh (the command prompt opens empty)
+    await pilot.press(key, "ctrl+u") if key == "slash" else await pilot.press(key)
     if text:
         pilot.app.focused.post_message(events.Paste(text))
         await pilot.pause()

@@ -61,7 +61,7 @@ async def _serve(server: ReplayServer) -> None:
     pace = "all at once" if server.speed is None else f"at {server.speed:g}x"
     nodes = len(playlist.node_flows)
     _say(f"serving {playlist.flow_count} flows ({nodes} node{'s' if nodes != 1 else ''}) from {playlist.name} "
-         f"on {'tls://' if server.tls else ''}{server.address} {pace}{', looping' if server.loop else ''}; "
+         f"on {'tls://' if server.tls else ''}{server.listening} {pace}{', looping' if server.loop else ''}; "
          "Ctrl-C stops")
     try:
         await stop.wait()

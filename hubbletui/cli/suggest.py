@@ -28,7 +28,8 @@ DEFAULT_TOP = 3
 @click.option("-o", "--output", type=click.Choice(["yaml", "json", "md"]), default="yaml", show_default=True,
               help="yaml for `kubectl apply -f -`, json for programs, md for people.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Write one YAML file per fix and an index.md there (atomically); stdout lists the files.")
+              help="Write one YAML file per fix and an index.md there (atomically; -o is then not used); stdout "
+                   "lists the files written.")
 @click.option("--top", type=click.IntRange(min=1), default=DEFAULT_TOP, show_default=True, metavar="N",
               help="At most N fixes per group, best first.")
 def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
@@ -44,7 +45,7 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
 
     Exit codes: 0 fixes suggested, 3 nothing to fix, 1 errors, 4 unreachable.
     """
-    from hubbletui.suggest.fixes import suggest_groups
+    from hubbletui.suggest.fixes import default_format, suggest_groups
     from hubbletui.suggest.report import render, say_unfixed, write_out_dir
 
     require_one_source(input_file, server)
@@ -62,8 +63,6 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
         for path in write_out_dir(groups, out_dir):
             click.echo(str(path))
     else:
-        from hubbletui.suggest.fixes import default_format
-
         sys.stdout.buffer.write(render(groups, output, fmt or default_format(engine), other))
         sys.stdout.flush()
     return ExitCode.OK if any(g.suggestions for g in groups) else ExitCode.NOTHING_TO_FIX

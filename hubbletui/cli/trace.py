@@ -79,7 +79,7 @@ def _run_batch(engine, path: str, output: str, detail: bool) -> int:
             if error is None:
                 try:
                     port, protocol = _query_port(query)
-                    result = engine.trace(query["src"], query["dst"], port, protocol)
+                    result = engine.trace(query["src"], query["dst"], port, protocol, nearest=detail)
                 except HubbleTuiError as exc:
                     error = str(exc)
             if error is not None:

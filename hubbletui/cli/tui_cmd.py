@@ -138,7 +138,7 @@ def _run(kwargs: dict, *, pick: bool) -> list[Any]:
 
 def _launch(source, state: ClusterState | None, engine, *, notes, out_dir: Path | None, pick: bool,
             reports=None) -> list[Any]:
-    from hubbletui.tui.app import create_app, freeze_startup_objects
+    from hubbletui.tui.app import create_app, prepare_process
     from hubbletui.tui.tty_driver import TtyDriver, needs_tty_driver
 
     driver = {}
@@ -148,7 +148,7 @@ def _launch(source, state: ClusterState | None, engine, *, notes, out_dir: Path 
         driver = {"driver_class": TtyDriver}
     app = create_app(source, cluster=state, engine=engine, notes=notes, out_dir=out_dir, pick=pick,
                      reports=reports, **driver)
-    freeze_startup_objects()
+    prepare_process()
     result = app.run()
     if app.return_code not in (None, 0):
         raise HubbleTuiError("the TUI stopped on an error (shown above)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import orjson
+
 from google.protobuf.message import DecodeError as ProtoDecodeError
 
 from hubbletui.flows.enums import (DIRECTION_NAME, DROP_REASON_CODE, DROP_REASON_NAME, FLOW_TYPE_NAME,
@@ -16,6 +18,7 @@ from hubbletui.flows.enums import (DIRECTION_NAME, DROP_REASON_CODE, DROP_REASON
                                    TRACE_POINT_NAME, VERDICT_NAME)
 from hubbletui.flows.model import NO_POLICIES, L7, Endpoint, Flow, LostEvents, NodeStatus, PolicyRef
 from hubbletui.flows.timefmt import parse_rfc3339_ns
+from hubbletui.proto.digest import digest_pb2
 from hubbletui.proto.flow import flow_pb2
 from hubbletui.proto.observer import observer_pb2
 from hubbletui.proto.relay import relay_pb2
@@ -47,12 +50,27 @@ def _camel_map() -> dict[str, str]:
 
 
 CAMEL_TO_PROTO = _camel_map()
-_CAMEL_KEY = re.compile(("\"(?:" + "|".join(sorted(map(re.escape, CAMEL_TO_PROTO))) + ")\":").encode())
+_CAMEL_KEYS = frozenset(CAMEL_TO_PROTO)
 
 
-def needs_renaming(line: bytes) -> bool:
-    """True when the line uses lowerCamelCase field names anywhere (rare; checked on bytes, in C)."""
-    return _CAMEL_KEY.search(line) is not None
+def needs_renaming(obj: dict) -> bool:
+    """True when a parsed line uses lowerCamelCase field names (protojson's default; Hubble writes proto names).
+
+    A writer uses one style throughout, and every camel-styled flow line has such keys on the levels checked
+    here (nodeName, trafficDirection, eventType, isReply, podName, ...), so key-set checks in C suffice.
+    """
+    if not _CAMEL_KEYS.isdisjoint(obj):
+        return True
+    for key in ("flow", "node_status", "lost_events"):
+        inner = obj.get(key)
+        if type(inner) is dict:
+            if not _CAMEL_KEYS.isdisjoint(inner):
+                return True
+            for side in ("source", "destination"):
+                ep = inner.get(side)
+                if type(ep) is dict and not _CAMEL_KEYS.isdisjoint(ep):
+                    return True
+    return False
 
 
 def to_proto_names(value):
@@ -87,14 +105,35 @@ def _policies(entries) -> tuple[PolicyRef, ...]:
                            _int(p.get("revision", 0)), tuple(p.get("labels") or ())) for p in entries)
 
 
+# The same pods appear in flow after flow. Sharing their Endpoint saves building it again and, as important,
+# keeps a store of recent flows from holding one more GC-tracked object per side. Identity is derived from the
+# labels, so (identity, pod, ip) pins the labels, workloads and namespace.
+_EP_CACHE: dict[tuple[int, str, str], Endpoint] = {}
+_EP_CACHE_MAX = 50_000
+
+
+def _remember(key: tuple[int, str, str], endpoint: Endpoint) -> None:
+    if not key[0]:
+        return  # no identity (hand-made or masked flows): nothing pins the labels, so nothing is shared
+    if len(_EP_CACHE) >= _EP_CACHE_MAX:
+        _EP_CACHE.clear()
+    _EP_CACHE[key] = endpoint
+
+
 def _endpoint(ep, ip: str) -> Endpoint:
     if not ep:
         return Endpoint("", "", (), 0, (), ip, "")
+    identity = _int(ep.get("identity", 0))
+    key = (identity, ep.get("pod_name", ""), ip)
+    cached = _EP_CACHE.get(key)
+    if cached is not None:
+        return cached
     wl = ep.get("workloads")
-    return Endpoint(ep.get("namespace", ""), ep.get("pod_name", ""), tuple(ep.get("labels") or ()),
-                    _int(ep.get("identity", 0)),
+    made = Endpoint(ep.get("namespace", ""), key[1], tuple(ep.get("labels") or ()), identity,
                     tuple((w.get("kind", ""), w.get("name", "")) for w in wl) if wl else (),
                     ip, ep.get("cluster_name", ""))
+    _remember(key, made)
+    return made
 
 
 def _l7(rec) -> L7 | None:
@@ -169,10 +208,24 @@ def flow_from_dict(f: dict, node: str = "", time_ns: int = 0, raw=None) -> Flow:
     )
 
 
-def event_from_json(obj) -> Flow | NodeStatus | LostEvents | None:
+def event_from_line(line: bytes) -> Flow | NodeStatus | LostEvents | None:
+    """One jsonpb line as read from a recording. ``raw`` keeps the line itself (bytes, not GC-tracked, and
+    written back unchanged); a line in lowerCamelCase or legacy form is kept in its jsonpb form instead."""
+    obj = orjson.loads(line)
+    if type(obj) is dict and needs_renaming(obj):
+        obj = to_proto_names(obj)
+        line = None
+    event = event_from_json(obj, line)
+    if line is None and event is not None:
+        event = event._replace(raw=orjson.dumps(event.raw))
+    return event
+
+
+def event_from_json(obj, line: bytes | None = None) -> Flow | NodeStatus | LostEvents | None:
     """One parsed jsonpb line (GetFlowsResponse) or legacy bare Flow; None for a response of no kind we keep.
 
-    `raw` of the result is always the GetFlowsResponse form, so writing it back yields jsonpb.
+    `raw` of the result is the GetFlowsResponse form (``line`` when given, else the dict), so writing it back
+    yields jsonpb.
     """
     if type(obj) is not dict:
         raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
@@ -182,18 +235,22 @@ def event_from_json(obj) -> Flow | NodeStatus | LostEvents | None:
         if flow is not None:
             if type(flow) is not dict:
                 raise DecodeError("`flow` is not an object")
-            return flow_from_dict(flow, node, _time_ns(obj.get("time")), obj)
+            # the response time is only needed when the flow has none of its own
+            return flow_from_dict(flow, node, 0 if flow.get("time") else _time_ns(obj.get("time")),
+                                  obj if line is None else line)
         status = obj.get("node_status")
         if status is not None:
             return NodeStatus(_time_ns(obj.get("time")),
                               NODE_STATE_NAME.get(status.get("state_change", 0), str(status.get("state_change"))),
-                              tuple(status.get("node_names") or ()), status.get("message", ""), node, obj)
+                              tuple(status.get("node_names") or ()), status.get("message", ""), node,
+                              obj if line is None else line)
         lost = obj.get("lost_events")
         if lost is not None:
             cpu = lost.get("cpu")
             return LostEvents(_time_ns(obj.get("time")),
                               LOST_SOURCE_NAME.get(lost.get("source", 0), str(lost.get("source"))),
-                              _int(lost.get("num_events_lost", 0)), None if cpu is None else _int(cpu), node, obj)
+                              _int(lost.get("num_events_lost", 0)), None if cpu is None else _int(cpu), node,
+                              obj if line is None else line)
         if "verdict" in obj or "source" in obj or "IP" in obj or "l4" in obj:
             # legacy `-o json` (HUBBLE_COMPAT=legacy-json-output): the bare Flow object
             wrapped = {"flow": obj}
@@ -201,7 +258,8 @@ def event_from_json(obj) -> Flow | NodeStatus | LostEvents | None:
                 wrapped["node_name"] = obj["node_name"]
             if "time" in obj:
                 wrapped["time"] = obj["time"]
-            return flow_from_dict(obj, node, 0, wrapped)
+            event = flow_from_dict(obj, node, 0, wrapped)
+            return event if line is None else event._replace(raw=orjson.dumps(wrapped))
         if obj.get("agent_event") is not None or obj.get("debug_event") is not None:
             return None
         raise DecodeError("neither a flow, node_status nor lost_events")
@@ -222,13 +280,7 @@ _L7_TYPE = L7_TYPE_NAME
 _EMPTY_EP = Endpoint("", "", (), 0, (), "", "")
 
 
-_EP_CACHE: dict[tuple[int, str, str], Endpoint] = {}
-_EP_CACHE_MAX = 50_000
-
-
 def _ep_pb(ep, ip: str) -> Endpoint:
-    # Attribute reads on protobuf messages cost ~0.1-0.2 us each, and the same pods appear in flow after flow.
-    # Identity is derived from the labels, so (identity, pod, ip) pins the labels, workloads and namespace.
     key = (ep.identity, ep.pod_name, ip)
     cached = _EP_CACHE.get(key)
     if cached is not None:
@@ -236,9 +288,7 @@ def _ep_pb(ep, ip: str) -> Endpoint:
     wl = ep.workloads
     made = Endpoint(ep.namespace, key[1], tuple(ep.labels), key[0],
                     tuple((w.kind, w.name) for w in wl) if wl else (), ip, ep.cluster_name)
-    if len(_EP_CACHE) >= _EP_CACHE_MAX:
-        _EP_CACHE.clear()
-    _EP_CACHE[key] = made
+    _remember(key, made)
     return made
 
 
@@ -252,8 +302,30 @@ def _flags_pb(fl) -> tuple[str, ...]:
     return tuple(d.name for d, _ in fl.ListFields())
 
 
+def _l7_pb(rec) -> L7:
+    kind = _L7_TYPE.get(rec.type, str(rec.type))
+    which = rec.WhichOneof("record")
+    if which == "http":
+        http = rec.http
+        return L7(kind, "http", http.method, http.url, http.code, rec.latency_ns)
+    if which == "dns":
+        dns = rec.dns
+        return L7(kind, "dns", ",".join(dns.qtypes), dns.query, dns.rcode, rec.latency_ns)
+    if which == "kafka":
+        kafka = rec.kafka
+        return L7(kind, "kafka", kafka.api_key, kafka.topic, kafka.error_code, rec.latency_ns)
+    return L7(kind, "", "", "", 0, rec.latency_ns)
+
+
+_DROPPING_VERDICTS = frozenset((2, 3, 4))  # DROPPED, ERROR, AUDIT: the only verdicts that carry a reason
+
+
 def flow_from_proto(f: flow_pb2.Flow, node: str = "", raw=None, data: bytes | None = None) -> Flow:
-    """``data``, the serialized message when at hand, lets rarely-set fields be skipped cheaply."""
+    """``data``, the serialized message when at hand, lets rarely-set fields be skipped cheaply.
+
+    Every attribute read on a protobuf message costs 0.1-0.3 us, which is most of this function's time:
+    fields are read once, and only where the flow can carry them.
+    """
     ip = f.IP
     src_port = dst_port = 0
     flags: tuple[str, ...] = ()
@@ -273,29 +345,15 @@ def flow_from_proto(f: flow_pb2.Flow, node: str = "", raw=None, data: bytes | No
         dst_port = l4.ICMPv4.type
     elif protocol == "ICMPv6":
         dst_port = l4.ICMPv6.type
-    reason = f.drop_reason_desc or f.drop_reason
-    l7 = None
-    rec = f.l7
-    which = rec.WhichOneof("record")
-    if which is not None or rec.type:
-        kind = _L7_TYPE.get(rec.type, str(rec.type))
-        if which == "http":
-            http = rec.http
-            l7 = L7(kind, "http", http.method, http.url, http.code, rec.latency_ns)
-        elif which == "dns":
-            dns = rec.dns
-            l7 = L7(kind, "dns", ",".join(dns.qtypes), dns.query, dns.rcode, rec.latency_ns)
-        elif which == "kafka":
-            kafka = rec.kafka
-            l7 = L7(kind, "kafka", kafka.api_key, kafka.topic, kafka.error_code, rec.latency_ns)
-        else:
-            l7 = L7(kind, "", "", "", 0, rec.latency_ns)
+    verdict = f.verdict
+    reason = (f.drop_reason_desc or f.drop_reason) if verdict in _DROPPING_VERDICTS else 0
+    l7 = _l7_pb(f.l7) if f.HasField("l7") else None
     is_reply = f.is_reply.value if f.HasField("is_reply") else (True if f.reply else None)
     t = f.time
     et = f.event_type
     return Flow(
         t.seconds * 1_000_000_000 + t.nanos,
-        _VERDICT.get(f.verdict, str(f.verdict)),
+        _VERDICT.get(verdict, str(verdict)),
         reason, _DROP.get(reason, str(reason)),
         _DIRECTION.get(f.traffic_direction, ""),
         _ep_pb(f.source, ip.source),
@@ -323,26 +381,134 @@ def _policy_lists(f) -> tuple:
 
 def event_from_proto(resp: observer_pb2.GetFlowsResponse,
                      data: bytes | None = None) -> Flow | NodeStatus | LostEvents | None:
+    """``data``: the bytes ``resp`` was parsed from; kept as ``raw`` instead of the message (see raw_message)."""
     which = resp.WhichOneof("response_types")
     if which == "flow":
-        return flow_from_proto(resp.flow, resp.node_name, resp, data)
+        return flow_from_proto(resp.flow, resp.node_name, resp if data is None else data, data)
     t = resp.time.seconds * 1_000_000_000 + resp.time.nanos
+    raw = resp if data is None else data
     if which == "node_status":
         st = resp.node_status
         return NodeStatus(t, relay_pb2.NodeState.Name(st.state_change) if st.state_change in NODE_STATE_NAME
-                          else str(st.state_change), tuple(st.node_names), st.message, resp.node_name, resp)
+                          else str(st.state_change), tuple(st.node_names), st.message, resp.node_name, raw)
     if which == "lost_events":
         lost = resp.lost_events
         return LostEvents(t, LOST_SOURCE_NAME.get(lost.source, str(lost.source)), lost.num_events_lost,
-                          lost.cpu.value if lost.HasField("cpu") else None, resp.node_name, resp)
+                          lost.cpu.value if lost.HasField("cpu") else None, resp.node_name, raw)
     return None
 
 
+# ---------------------------------------------------------------------------------------------------------
+# serialized protobuf (the gRPC hot path)
+
+_ResponseDigest = digest_pb2.ResponseDigest
+_CACHE_MAX = 50_000
+_PAIR_CACHE: dict[tuple[bytes, bytes, bytes], tuple[Endpoint, Endpoint]] = {}
+_L4_CACHE: dict[bytes, tuple[str, int, int, tuple[str, ...]]] = {}
+_EVENT_TYPE_CACHE: dict[bytes, tuple[int, int]] = {}
+_L7_CACHE: dict[bytes, L7] = {}  # requests repeat; responses differ mostly by latency, still worth a lookup
+
+
+def _bounded_put(cache: dict, key, value):
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _endpoints(ip_bytes: bytes, src: bytes, dst: bytes) -> tuple[Endpoint, Endpoint]:
+    ip = flow_pb2.IP.FromString(ip_bytes)
+    return (_ep_pb(flow_pb2.Endpoint.FromString(src), ip.source),
+            _ep_pb(flow_pb2.Endpoint.FromString(dst), ip.destination))
+
+
+def _layer4(data: bytes) -> tuple[str, int, int, tuple[str, ...]]:
+    l4 = flow_pb2.Layer4.FromString(data)
+    protocol = l4.WhichOneof("protocol") or ""
+    if protocol == "TCP":
+        tcp = l4.TCP
+        return protocol, tcp.source_port, tcp.destination_port, _flags_pb(tcp.flags)
+    if protocol in ("UDP", "SCTP"):
+        body = getattr(l4, protocol)
+        return protocol, body.source_port, body.destination_port, ()
+    if protocol in ("ICMPv4", "ICMPv6"):
+        return protocol, 0, getattr(l4, protocol).type, ()
+    return protocol, 0, 0, ()
+
+
+def _event_type(data: bytes) -> tuple[int, int]:
+    et = flow_pb2.CiliumEventType.FromString(data)
+    return et.type, et.sub_type
+
+
+_SECONDS_CACHE: dict[bytes, int] = {}
+
+
+def _timestamp_ns(data: bytes) -> int:
+    """A serialized Timestamp -> ns. Present-day times have one shape: 08 <5-byte varint seconds> 10 <varint
+    nanos>; the seconds part repeats for a whole second of flows and the nanos varint unpacks arithmetically."""
+    if len(data) > 7 and data[0] == 0x08 and data[6] == 0x10 and data[5] < 0x80 and len(data) <= 12:
+        secs = _SECONDS_CACHE.get(data[1:6])
+        if secs is None:
+            secs = _bounded_put(_SECONDS_CACHE, data[1:6], flow_pb2.google_dot_protobuf_dot_timestamp__pb2
+                                .Timestamp.FromString(data[:6]).seconds)
+        x = int.from_bytes(data[7:], "little")
+        nanos = ((x & 0x7F) | ((x >> 1) & 0x3F80) | ((x >> 2) & 0x1FC000) | ((x >> 3) & 0xFE00000)
+                 | ((x >> 4) & 0x7F0000000))
+        return secs * 1_000_000_000 + nanos
+    t = flow_pb2.google_dot_protobuf_dot_timestamp__pb2.Timestamp.FromString(data)
+    return t.seconds * 1_000_000_000 + t.nanos
+
+
+def _policies_bytes(entries) -> tuple[PolicyRef, ...]:
+    return _pol_pb([flow_pb2.Policy.FromString(e) for e in entries]) if entries else NO_POLICIES
+
+
+def _flow_from_digest(f, node: str, data: bytes) -> Flow:
+    pair_key = (f.IP, f.source, f.destination)
+    src, dst = _PAIR_CACHE.get(pair_key) or _bounded_put(_PAIR_CACHE, pair_key, _endpoints(*pair_key))
+    l4_bytes = f.l4
+    protocol, src_port, dst_port, flags = _L4_CACHE.get(l4_bytes) or _bounded_put(_L4_CACHE, l4_bytes,
+                                                                                 _layer4(l4_bytes))
+    et_bytes = f.event_type
+    et_type, et_sub = _EVENT_TYPE_CACHE.get(et_bytes) or _bounded_put(_EVENT_TYPE_CACHE, et_bytes,
+                                                                      _event_type(et_bytes))
+    verdict = f.verdict
+    reason = (f.drop_reason_desc or f.drop_reason) if verdict in _DROPPING_VERDICTS else 0
+    l7_bytes = f.l7
+    l7 = None
+    if l7_bytes:
+        l7 = _L7_CACHE.get(l7_bytes) or _bounded_put(_L7_CACHE, l7_bytes,
+                                                     _l7_pb(flow_pb2.Layer7.FromString(l7_bytes)))
+    return Flow(
+        _timestamp_ns(f.time),
+        _VERDICT.get(verdict, str(verdict)),
+        reason, _DROP.get(reason, str(reason)),
+        _DIRECTION.get(f.traffic_direction, ""),
+        src, dst, protocol, src_port, dst_port, flags,
+        l7, f.node_name or node,
+        (f.is_reply == b"\x08\x01") if f.HasField("is_reply") else (True if f.reply else None),
+        et_type, et_sub,
+        _FLOW_TYPE.get(f.Type, ""), f.policy_match_type if et_type == 5 else 0,  # policy-verdict events only
+        _TRACE_POINT.get(f.trace_observation_point, ""),
+        *((_policies_bytes(f.egress_allowed_by), _policies_bytes(f.ingress_allowed_by),
+           _policies_bytes(f.egress_denied_by), _policies_bytes(f.ingress_denied_by))
+          if _POLICY_TAG_TAIL in data else _NO_POLICY_LISTS),
+        data,
+    )
+
+
 def event_from_bytes(data: bytes) -> Flow | NodeStatus | LostEvents | None:
-    """A serialized GetFlowsResponse (e.g. read from a capture) -> event; DecodeError when truncated or garbage."""
-    resp = observer_pb2.GetFlowsResponse()
+    """A serialized GetFlowsResponse (as gRPC delivers it) -> event; DecodeError when truncated or garbage.
+
+    Flows go through the digest view (hubbletui/proto/digest): the same fields, with the parts decoded whole
+    left as bytes. ``raw`` is ``data`` itself: bytes are cheap to keep and invisible to the garbage collector.
+    """
     try:
-        resp.ParseFromString(data)
+        digest = _ResponseDigest.FromString(data)
+        if digest.HasField("flow"):
+            return _flow_from_digest(digest.flow, digest.node_name, data)
+        resp = observer_pb2.GetFlowsResponse.FromString(data)
     except ProtoDecodeError as exc:
         raise DecodeError(f"not a GetFlowsResponse: {exc}") from None
     return event_from_proto(resp, data)
@@ -353,9 +519,38 @@ def dns_names(flow: Flow) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
     Read from the original message on demand: only display and FQDN filters need them.
     """
-    raw = flow.raw
-    if isinstance(raw, dict):
-        f = raw.get("flow", raw)
-        return tuple(f.get("source_names") or ()), tuple(f.get("destination_names") or ())
-    f = raw.flow if isinstance(raw, observer_pb2.GetFlowsResponse) else raw
+    body = raw_flow_dict(flow)
+    if body is not None:
+        return tuple(body.get("source_names") or ()), tuple(body.get("destination_names") or ())
+    f = raw_message(flow).flow
     return tuple(f.source_names), tuple(f.destination_names)
+
+
+# ``raw`` of an event is what it was decoded from, in the cheapest form to keep: a jsonpb line (bytes that
+# start with "{"), a serialized GetFlowsResponse (bytes; its first byte is a field tag, never "{"), or, when
+# built in code, the dict or the message itself. These two functions give it back in a usable form.
+
+
+def raw_json(event) -> dict | None:
+    """The GetFlowsResponse dict an event was decoded from JSON; None when it came off the wire (protobuf)."""
+    raw = event.raw
+    if type(raw) is bytes:
+        return orjson.loads(raw) if raw[:1] == b"{" else None
+    return raw if isinstance(raw, dict) else None
+
+
+def raw_message(event) -> observer_pb2.GetFlowsResponse:
+    """The GetFlowsResponse an event was decoded from protobuf (parsed again from its bytes when kept so)."""
+    raw = event.raw
+    if type(raw) is bytes and raw[:1] != b"{":
+        return observer_pb2.GetFlowsResponse.FromString(raw)
+    if isinstance(raw, observer_pb2.GetFlowsResponse):
+        return raw
+    if isinstance(raw, flow_pb2.Flow):
+        return observer_pb2.GetFlowsResponse(flow=raw)
+    raise TypeError("this event was decoded from JSON: use raw_json")
+
+
+def raw_flow_dict(flow: Flow) -> dict | None:
+    obj = raw_json(flow)
+    return None if obj is None else obj.get("flow", obj)

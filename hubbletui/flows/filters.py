@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
-from hubbletui.flows.decode import dns_names
+from hubbletui.flows.decode import dns_names, raw_flow_dict, raw_message
 from hubbletui.flows.enums import DROP_REASON_NAME, TRACE_POINT_NAME, VERDICT_NAME
 from hubbletui.flows.labels import Selector, parse_selector
 from hubbletui.flows.model import Endpoint, Flow
@@ -186,13 +186,12 @@ def _service_matcher(values: Iterable[str], side: str) -> Predicate:
     wanted = [v.partition("/")[::2] if "/" in v else ("", v) for v in values]
 
     def match(flow: Flow) -> bool:
-        raw = flow.raw
-        svc = {}
-        if isinstance(raw, dict):
-            svc = (raw.get("flow") or {}).get(attr) or {}
+        body = raw_flow_dict(flow)
+        if body is not None:
+            svc = body.get(attr) or {}
             ns, name = svc.get("namespace", ""), svc.get("name", "")
         else:
-            pb = raw.flow if hasattr(raw, "flow") else raw
+            pb = raw_message(flow).flow
             ns, name = getattr(pb, attr).namespace, getattr(pb, attr).name
         return any((not wns or wns == ns) and name.startswith(wname) for wns, wname in wanted if name)
 

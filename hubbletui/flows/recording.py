@@ -18,7 +18,7 @@ import orjson
 from google.protobuf import json_format
 
 from hubbletui.errors import HubbleTuiError
-from hubbletui.flows.decode import DecodeError, event_from_json, needs_renaming, to_proto_names
+from hubbletui.flows.decode import DecodeError, event_from_line, raw_json, raw_message
 from hubbletui.flows.model import Event
 
 MAX_LINE_BYTES = 1 << 20  # a Hubble flow is a few KiB; a longer line is not one
@@ -30,7 +30,6 @@ class ReadStats:
     lines: int = 0
     events: int = 0
     malformed: int = 0
-    renamed: int = 0  # lines that used lowerCamelCase names
     errors: list[str] = field(default_factory=list)
 
 
@@ -98,11 +97,7 @@ class RecordingReader:
                     continue
                 stats.lines += 1
                 try:
-                    obj = orjson.loads(line)
-                    if needs_renaming(line):
-                        obj = to_proto_names(obj)
-                        stats.renamed += 1
-                    event = event_from_json(obj)
+                    event = event_from_line(line.rstrip(b"\r\n"))
                 except orjson.JSONDecodeError as exc:
                     self._bad(lineno, f"not JSON ({exc.args[0] if exc.args else exc})")
                     continue
@@ -134,13 +129,15 @@ def read_events(source, report: Callable[[str], None] = _stderr_reporter) -> Ite
 
 def event_to_dict(event: Event) -> dict:
     """The GetFlowsResponse JSON object (proto field names) for an event, whatever it was decoded from."""
-    raw = event.raw
-    if isinstance(raw, dict):
-        return raw
-    return json_format.MessageToDict(raw, preserving_proto_field_name=True)
+    obj = raw_json(event)
+    if obj is not None:
+        return obj
+    return json_format.MessageToDict(raw_message(event), preserving_proto_field_name=True)
 
 
 def event_to_jsonpb(event: Event) -> bytes:
+    if type(event.raw) is bytes and event.raw[:1] == b"{":
+        return event.raw + b"\n"
     return orjson.dumps(event_to_dict(event)) + b"\n"
 
 

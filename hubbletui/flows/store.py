@@ -32,6 +32,7 @@ RING_SIZE = 10_000
 MAX_ROWS = 5_000
 MAX_PODS = 2_000
 MAX_REFUSALS = 1_000
+MAX_ATTEMPTS_SEEN = 20_000  # recent refused connection attempts, by 5-tuple, so each counts once
 MAX_PEERS_PER_POD = 64
 MAX_ROWS_PER_POD = 64
 MAX_PODS_PER_ROW = 8
@@ -283,6 +284,7 @@ class FlowStore:
         self.rows: OrderedDict[RowKey, Row] = OrderedDict()  # least recently seen first
         self.pods: OrderedDict[str, PodDrops] = OrderedDict()
         self.refusals: OrderedDict[ConnKey, Refusal] = OrderedDict()
+        self._attempts_seen: OrderedDict[tuple, None] = OrderedDict()
         self.max_rows = max_rows
         self.max_pods = max_pods
         self.stats = StoreStats()
@@ -361,11 +363,23 @@ class FlowStore:
             stats.drops += 1
             self._charge(flow, key, src, dst, refused=False)
             return 1
-        if row.refusal is not None and attempt:
+        if row.refusal is not None and attempt and self._first_sighting(flow, src, dst):
             stats.drops += 1
             self._charge(flow, key, src, dst, refused=True)
             return 1
         return 0
+
+    def _first_sighting(self, flow: Flow, src: Endpoint, dst: Endpoint) -> bool:
+        """Hubble reports one packet at several observation points (leaving a node, arriving at the other):
+        a refused connection attempt counts once per connection (its 5-tuple), not once per report."""
+        five = (src.ip, flow.src_port, dst.ip, flow.dst_port, flow.protocol)
+        seen = self._attempts_seen
+        if five in seen:
+            return False
+        seen[five] = None
+        if len(seen) > MAX_ATTEMPTS_SEEN:
+            seen.popitem(last=False)
+        return True
 
     def _new_row(self, key: RowKey, flow: Flow, src: Endpoint, dst: Endpoint) -> Row:
         row = Row(key, flow, src, dst)
@@ -437,7 +451,7 @@ class FlowStore:
                 continue
             src, dst, port, reply = orient(flow)
             conn = ConnKey(src.workload_ref, dst.workload_ref, port)
-            if conn in fresh and opens_connection(flow, reply):
+            if conn in fresh and opens_connection(flow, reply) and self._first_sighting(flow, src, dst):
                 self.stats.drops += 1
                 self._charge(flow, RowKey(*conn, flow.verdict, ""), src, dst, refused=True)
 

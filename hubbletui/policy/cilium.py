@@ -13,9 +13,24 @@ from collections.abc import Mapping
 
 from hubbletui.policy.labels import NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
 from hubbletui.policy.ports import IcmpClause, PortClause
-from hubbletui.policy.rules import ALLOW, DENY, EGRESS, INGRESS, CompiledPolicy, Peer, PolicyKey, PortBlock, Rule
-from hubbletui.policy.selectors import Requirement, Selector, SelectorError, match_labels_selector, \
-    parse_label_selector
+from hubbletui.policy.rules import (
+    ALLOW,
+    DENY,
+    EGRESS,
+    INGRESS,
+    CompiledPolicy,
+    Peer,
+    PolicyKey,
+    PortBlock,
+    Rule,
+)
+from hubbletui.policy.selectors import (
+    Requirement,
+    Selector,
+    SelectorError,
+    match_labels_selector,
+    parse_label_selector,
+)
 
 CLUSTER_LABEL_KEY = "k8s:io.cilium.k8s.policy.cluster"
 _NS_PIN_KEYS = ("k8s:" + NAMESPACE_LABEL, "any:" + NAMESPACE_LABEL)

@@ -29,12 +29,31 @@ from hubbletui.policy import istio_layer
 from hubbletui.policy.cilium import compile_cilium_policy
 from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
 from hubbletui.policy.k8s import compile_network_policy
-from hubbletui.policy.labels import DEFAULT_CLUSTER, NAMESPACE_LABEL, LabelSet, parse_hubble_labels
+from hubbletui.policy.labels import (
+    DEFAULT_CLUSTER,
+    NAMESPACE_LABEL,
+    LabelSet,
+    parse_hubble_labels,
+)
 from hubbletui.policy.ports import ALL_PORTS, PortSet, normalise_protocol
-from hubbletui.policy.selectors import LabelIndex
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult, TraceResult
-from hubbletui.policy.rules import ALLOW, DENY, EGRESS, INGRESS, CompiledPolicy, PolicyKey, Rule
-from hubbletui.policy.subjects import IDENTITY_NAMES, RESERVED_IDENTITIES, Subject, entity_subject, ip_subject
+from hubbletui.policy.rules import (
+    ALLOW,
+    DENY,
+    EGRESS,
+    INGRESS,
+    CompiledPolicy,
+    PolicyKey,
+    Rule,
+)
+from hubbletui.policy.selectors import LabelIndex
+from hubbletui.policy.subjects import (
+    IDENTITY_NAMES,
+    RESERVED_IDENTITIES,
+    Subject,
+    entity_subject,
+    ip_subject,
+)
 
 CILIUM_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 ISTIO_KINDS = ("AuthorizationPolicy", "PeerAuthentication")
@@ -76,7 +95,10 @@ class PolicyEngine:
         self.policies: dict[PolicyKey, CompiledPolicy] = {}
         self._rules_by_ns: dict[str | None, dict[PolicyKey, tuple[Rule, ...]]] = {}
         self._flat_by_ns: dict[str | None, tuple[Rule, ...]] = {}
-        self._selection: dict = {}
+        self._selection: dict = {}  # identity -> (ingress rules, egress rules) selecting it
+        self._selection_parent: dict | None = None  # a what-if view's parent's selections (see _reselect)
+        self._patch_keys: set[PolicyKey] = set()
+        self._patch_rules: list[Rule] = []
         self._resolved: dict[str, Subject] = {}
         self._endpoints: list[Subject] | None = None
         self._connections: dict = {}  # (src, dst identity, dst named ports) -> PortSet
@@ -94,18 +116,18 @@ class PolicyEngine:
         return compile_cilium_policy(obj, services)
 
     def _set_policy(self, compiled: CompiledPolicy) -> None:
-        self._drop_policy(compiled.key)
+        self._drop_policy(compiled.key, reselect=False)
         self.policies[compiled.key] = compiled
         grouped: dict[str | None, list[Rule]] = {}
-        for rule in compiled.rules:
+        for order, rule in enumerate(compiled.rules):
+            rule.order = order
             grouped.setdefault(rule.subject.pinned_namespace(), []).append(rule)
         for ns, rules in grouped.items():
             self._rules_by_ns[ns] = {**self._rules_by_ns.get(ns, {}), compiled.key: tuple(rules)}
             self._flat_by_ns.pop(ns, None)
-        self._selection = {}
-        self._peer_index = None
+        self._reselect(compiled.key, compiled.rules)
 
-    def _drop_policy(self, key: PolicyKey) -> None:
+    def _drop_policy(self, key: PolicyKey, reselect: bool = True) -> None:
         old = self.policies.pop(key, None)
         if old is None:
             return
@@ -113,8 +135,17 @@ class PolicyEngine:
             remaining = {k: v for k, v in self._rules_by_ns.get(ns, {}).items() if k != key}
             self._rules_by_ns[ns] = remaining
             self._flat_by_ns.pop(ns, None)
-        self._selection = {}
+        if reselect:
+            self._reselect(key, ())
+
+    def _reselect(self, key: PolicyKey, rules: tuple[Rule, ...]) -> None:
+        """One policy changed: selections cached here are stale. A what-if view keeps its parent's selections
+        and patches each when first asked (it adds a policy, then asks about hundreds of identities)."""
         self._peer_index = None
+        self._selection = {}
+        if self._selection_parent is not None:
+            self._patch_keys.add(key)
+            self._patch_rules = [r for r in self._patch_rules if r.policy != key] + list(rules)
 
     # changes (live updates and what-if views) --------------------------------------------------
     def subscribe(self, listener) -> None:
@@ -218,7 +249,9 @@ class PolicyEngine:
         view.policies = dict(self.policies)
         view._rules_by_ns = dict(self._rules_by_ns)
         view._flat_by_ns = dict(self._flat_by_ns)
-        view._selection = dict(self._selection)
+        view._selection = {}
+        view._selection_parent = self._selection
+        view._patch_keys, view._patch_rules = set(), []
         view._resolved = {}
         view._endpoints = self._endpoints
         view._connections = {}
@@ -352,6 +385,8 @@ class PolicyEngine:
 
     def rules_admitting_namespace(self, ns: str) -> list[Rule]:
         """Rules that may admit a pod of namespace ``ns`` as a peer (and every rule that may admit any pod)."""
+        if self._peer_index is None and self.base is not None and not self._patch_keys:
+            self._peer_index = self.base._peer_index_built()  # same policies as the parent: share its index
         if self._peer_index is None:
             by_ns: dict[str, list[Rule]] = {}
             anywhere: list[Rule] = []
@@ -366,18 +401,47 @@ class PolicyEngine:
             self._peer_index = (by_ns, anywhere)
         return self._peer_index[0].get(ns, []) + self._peer_index[1]
 
+    def _peer_index_built(self) -> tuple[dict[str, list[Rule]], list[Rule]]:
+        self.rules_admitting_namespace("")
+        return self._peer_index
+
     def selecting_rules(self, subject: Subject, direction: str) -> tuple[Rule, ...]:
         """Every rule (allow and deny) of ``direction`` whose subject selector selects ``subject``."""
         key = subject.labels.key
         cached = self._selection.get(key)
         if cached is None:
-            ingress, egress = [], []
-            if subject.is_endpoint:
-                for rule in self.candidate_rules(subject):
-                    if rule.selects(subject):
-                        (ingress if rule.direction == INGRESS else egress).append(rule)
-            cached = self._selection[key] = (tuple(ingress), tuple(egress))
+            inherited = self._selection_parent.get(key) if self._selection_parent is not None else None
+            if inherited is not None:
+                cached = self._selection[key] = inherited if not self._patch_keys else \
+                    _selection_entry(*self._patched(subject, *inherited[:2]))
+            else:
+                ingress, egress = [], []
+                if subject.is_endpoint:
+                    for rule in self.candidate_rules(subject):
+                        if rule.selects(subject):
+                            (ingress if rule.direction == INGRESS else egress).append(rule)
+                cached = self._selection[key] = _selection_entry(ingress, egress)
         return cached[0] if direction == INGRESS else cached[1]
+
+    def _distinct_selecting(self, subject: Subject, direction: str) -> tuple[Rule, ...]:
+        """`selecting_rules` with rules that say the same thing (same action, peers, ports) kept once."""
+        self.selecting_rules(subject, direction)
+        cached = self._selection[subject.labels.key]
+        return cached[2] if direction == INGRESS else cached[3]
+
+    def _patched(self, subject: Subject, ingress: tuple[Rule, ...], egress: tuple[Rule, ...]
+                 ) -> tuple[list[Rule], list[Rule]]:
+        """The parent's selection for ``subject`` with this view's changed policies swapped in."""
+        keys = self._patch_keys
+        new_in = [r for r in ingress if r.policy not in keys]
+        new_eg = [r for r in egress if r.policy not in keys]
+        added = [r for r in self._patch_rules if subject.is_endpoint and r.selects(subject)]
+        if added:
+            for rule in added:
+                (new_in if rule.direction == INGRESS else new_eg).append(rule)
+            new_in.sort(key=_rule_order)
+            new_eg.sort(key=_rule_order)
+        return new_in, new_eg
 
     def is_isolated(self, subject: Subject, direction: str) -> bool:
         if not subject.is_endpoint or self.enforcement_mode == "never":
@@ -386,8 +450,10 @@ class PolicyEngine:
             return True
         return any(r.default_deny for r in self.selecting_rules(subject, direction))
 
-    def trace(self, src: str | Subject, dst: str | Subject, port: int, protocol: str = "TCP") -> TraceResult:
-        """The verdict for ``src`` connecting to ``dst`` on ``port``/``protocol`` (ICMP: port = ICMP type)."""
+    def trace(self, src: str | Subject, dst: str | Subject, port: int, protocol: str = "TCP",
+              nearest: bool = True) -> TraceResult:
+        """The verdict for ``src`` connecting to ``dst`` on ``port``/``protocol`` (ICMP: port = ICMP type).
+        ``nearest=False`` skips ranking the nearest rules of a denial (the costly part; batch answers)."""
         src_s, dst_s = self.resolve(src), self.resolve(dst)
         try:
             proto = normalise_protocol(protocol)
@@ -395,8 +461,8 @@ class PolicyEngine:
             raise HubbleTuiError(str(exc)) from None
         if not proto.startswith("ICMP") and not 0 <= int(port) <= 65535:
             raise HubbleTuiError(f"port {port} is out of range (0-65535)")
-        layers = [self._layer(EGRESS, src_s, dst_s, dst_s, int(port), proto),
-                  self._layer(INGRESS, dst_s, src_s, dst_s, int(port), proto)]
+        layers = [self._layer(EGRESS, src_s, dst_s, dst_s, int(port), proto, nearest),
+                  self._layer(INGRESS, dst_s, src_s, dst_s, int(port), proto, nearest)]
         istio = istio_layer.evaluate(self, src_s, dst_s, int(port), proto)
         if istio is not None:
             layers.append(istio)
@@ -407,7 +473,7 @@ class PolicyEngine:
         return TraceResult(src_s, dst_s, int(port), proto, layers, notes)
 
     def _layer(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject, port: int,
-               proto: str) -> LayerResult:
+               proto: str, want_nearest: bool = True) -> LayerResult:
         where = "from" if direction == INGRESS else "to"
         if not enforcer.is_endpoint:
             return LayerResult(direction, enforcer.id, ALLOWED, "not-an-endpoint",
@@ -452,7 +518,7 @@ class PolicyEngine:
                                                  if l7 else "")
             return LayerResult(direction, enforcer.id, ALLOWED, "allowed-by-rule", text,
                                allowed_by=[_hit(r, rl7) for r, rl7 in hits], l7=l7, **base)
-        nearest = self.nearest_rules(direction, enforcer, peer, dst, port, proto)
+        nearest = self.nearest_rules(direction, enforcer, peer, dst, port, proto) if want_nearest else []
         who = ", ".join(isolated_by) if isolated_by else "policy enforcement mode always"
         return LayerResult(direction, enforcer.id, DENIED, "default-deny",
                            f"{enforcer.id} is isolated for {direction} by {who} and no {direction} rule allows "
@@ -498,7 +564,7 @@ class PolicyEngine:
         named = dst.named_ports
         denied: list[PortSet] = []
         allowed: list[PortSet] = []
-        for rule in self.selecting_rules(enforcer, direction):
+        for rule in self._distinct_selecting(enforcer, direction):
             if rule.admits_peer(peer):
                 (denied if rule.action == DENY else allowed).append(rule.port_set(named))
         host = direction == INGRESS and peer.labels.get("reserved", "host") is not None
@@ -540,6 +606,24 @@ class PolicyEngine:
             return [self.istio_objects[kind][k] for k in sorted(self.istio_objects[kind])]
         return [p.obj for k, p in sorted(self.policies.items(), key=lambda kv: _policy_order(kv[0]))
                 if k.kind == kind and p.obj is not None]
+
+
+def _selection_entry(ingress: list[Rule], egress: list[Rule]) -> tuple:
+    """(ingress, egress, the same without repeats): many policies often say the same thing (one per team,
+    generated from a template); the connection sets need each distinct rule once."""
+    return tuple(ingress), tuple(egress), _distinct(ingress), _distinct(egress)
+
+
+def _distinct(rules: list[Rule]) -> tuple[Rule, ...]:
+    seen: dict = {}
+    for rule in rules:
+        seen.setdefault(rule.signature, rule)
+    return tuple(seen.values())
+
+
+def _rule_order(rule: Rule) -> tuple:
+    """The order `candidate_rules` lists rules in: pinned to a namespace first, then by policy, then in place."""
+    return rule.subject.pinned_namespace() is None, _policy_order(rule.policy), rule.order
 
 
 def _union(sets: list[PortSet]) -> PortSet:

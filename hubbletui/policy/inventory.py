@@ -53,6 +53,7 @@ class NamespaceMembers:
     members: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # workload -> its pod names
     rolled_out: set[tuple[str, str]] = field(default_factory=set)  # what-if: pods follow these templates
     reps: list[Subject] = field(default_factory=list)  # one subject per (workload or bare pod, identity)
+    previous: tuple[dict | None, dict[str, Subject]] | None = None  # (namespace object, pods) before a change
 
     def labels(self) -> dict[str, str]:
         labels = dict(((self.obj or {}).get("metadata") or {}).get("labels") or {})
@@ -61,7 +62,7 @@ class NamespaceMembers:
 
     def copy(self) -> NamespaceMembers:
         return NamespaceMembers(self.name, self.obj, {k: dict(v) for k, v in self.raw.items()},
-                                rolled_out=set(self.rolled_out))
+                                rolled_out=set(self.rolled_out), previous=(self.obj, self.pods))
 
 
 class Inventory:
@@ -140,9 +141,19 @@ class Inventory:
         ns_labels = members.labels()
         members.pods, members.templates, members.members = {}, {}, {}
         identities: dict = {}  # pods of one workload share their identity: build each once
+        # a pod whose object, owner and namespace did not change keeps its subject (a change rebuilds the
+        # namespace, but usually touches one workload of it)
+        reusable = members.previous[1] if members.previous and members.previous[0] is members.obj else {}
+        members.previous = None
         for name in sorted(members.raw.get("Pod", {})):
             pod = members.raw["Pod"][name]
             owner = self._owner(members, pod)
+            old = reusable.get(name)
+            if old is not None and old.obj is pod and old.workload == owner and owner not in members.rolled_out:
+                members.pods[name] = old
+                if owner:
+                    members.members.setdefault(owner, []).append(name)
+                continue
             labels, spec = (pod.get("metadata") or {}).get("labels"), pod.get("spec") or {}
             if owner in members.rolled_out:
                 template = pod_template(owner[0], members.raw.get(owner[0], {}).get(owner[1]) or {}) or {}

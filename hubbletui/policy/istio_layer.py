@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hubbletui.cluster.model import WORKLOAD_KINDS
 from hubbletui.policy import istio
 from hubbletui.policy.inventory import pod_template
+from hubbletui.policy.labels import NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult
 from hubbletui.policy.selectors import match_labels_selector
-from hubbletui.policy.labels import LabelSet
 from hubbletui.policy.subjects import Subject
 
 if TYPE_CHECKING:
@@ -22,33 +23,52 @@ if TYPE_CHECKING:
 # Service port names / appProtocols Istio reads as HTTP (istio.io "Explicit protocol selection")
 _HTTP_PROTOCOLS = ("http", "http2", "https", "grpc", "grpc-web")
 _TCP_PROTOCOLS = ("tcp", "tls", "mongo", "mysql", "redis", "udp", "unsupported")
+CILIUM_LABEL_PREFIX = "io.cilium.k8s."  # labels Cilium adds to an identity (namespace labels, SA, cluster)
 
 
 def pod_like(subject: Subject) -> dict | None:
-    """The Pod, or for a workload its pod template (same metadata/spec shape)."""
-    if subject.obj is None:
-        return None
-    if subject.kind == "workload" and subject.workload:
-        return pod_template(subject.workload[0], subject.obj)
-    return subject.obj
+    """The Pod; for a workload (or a pod the state only knows through its workload) its pod template; for a
+    subject made from Hubble's labels, a pod with those labels. None when nothing is known."""
+    obj = subject.obj
+    if obj is None:
+        if subject.kind != "flow":
+            return None
+        return {"metadata": {"name": subject.name, "namespace": subject.namespace,
+                             "labels": _identity_pod_labels(subject.labels)}}
+    if obj.get("kind") in WORKLOAD_KINDS:
+        return pod_template(obj["kind"], obj)
+    return obj
+
+
+def _identity_pod_labels(labels: LabelSet) -> dict[str, str]:
+    """The pod's own labels among its identity labels (those Cilium's label filter kept)."""
+    return {k[4:]: v for k, v in labels.full.items() if k.startswith("k8s:")
+            and k[4:] != NAMESPACE_LABEL and not k[4:].startswith(CILIUM_LABEL_PREFIX)}
 
 
 def k8s_labels(subject: Subject) -> dict[str, str]:
     obj = pod_like(subject)
     if obj is not None:
         return {str(k): str(v) for k, v in ((obj.get("metadata") or {}).get("labels") or {}).items()}
-    return {k[4:]: v for k, v in subject.labels.full.items() if k.startswith("k8s:")
-            and not k.startswith("k8s:io.")}
+    return _identity_pod_labels(subject.labels)
 
 
 def membership(engine: PolicyEngine, subject: Subject) -> istio.MeshMembership | None:
-    if subject.kind not in ("pod", "workload") or not subject.namespace:
+    if subject.kind not in ("pod", "workload", "flow") or not subject.namespace:
         return None
     if "mesh" not in subject.cache:
         # a namespace change rebuilds its subjects, so the answer can live on the subject
         members = engine.inventory.namespaces.get(subject.namespace)
-        subject.cache["mesh"] = istio.mesh_membership(pod_like(subject), members.obj if members else None)
+        namespace = members.obj if members and members.obj else _namespace_from_identity(subject)
+        subject.cache["mesh"] = istio.mesh_membership(pod_like(subject), namespace)
     return subject.cache["mesh"]
+
+
+def _namespace_from_identity(subject: Subject) -> dict:
+    """The namespace as the identity labels describe it (Cilium copies the namespace's labels into them)."""
+    labels = {k[4 + len(NAMESPACE_LABELS_PREFIX):]: v for k, v in subject.labels.full.items()
+              if k.startswith("k8s:" + NAMESPACE_LABELS_PREFIX)}
+    return {"metadata": {"name": subject.namespace, "labels": labels}}
 
 
 def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protocol: str) -> LayerResult | None:
@@ -81,7 +101,7 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
     matched = [{"ref": f"AuthorizationPolicy/{decision.matched[0]}", "path": f"spec.rules[{decision.matched[1]}]",
                 "action": decision.action}] if decision.matched else []
     nearest = [{"ref": f"AuthorizationPolicy/{m.policy}", "path": f"spec.rules[{m.rule_index}]",
-                "lacks": [{"side": "peer", "what": f, "text": t} for f, t in zip(m.fields, m.lacks)],
+                "lacks": [{"side": "peer", "what": f, "text": t} for f, t in zip(m.fields, m.lacks, strict=True)],
                 "peers": "", "ports": ""} for m in decision.nearest]
     notes = list(decision.notes)
     if decision.conditional:

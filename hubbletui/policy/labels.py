@@ -100,8 +100,9 @@ def parse_hubble_labels(labels: Iterable[str]) -> LabelSet:
     return LabelSet(full)
 
 
-def pod_identity_labels(namespace: str, pod_labels: Mapping[str, str] | None, namespace_labels: Mapping[str, str] | None,
-                        service_account: str | None, cluster: str = DEFAULT_CLUSTER) -> LabelSet:
+def pod_identity_labels(namespace: str, pod_labels: Mapping[str, str] | None,
+                        namespace_labels: Mapping[str, str] | None, service_account: str | None,
+                        cluster: str = DEFAULT_CLUSTER) -> LabelSet:
     """The identity labels Cilium gives a pod (pkg/k8s/apis/cilium.io/const.go and the label filter)."""
     full = {f"k8s:{k}": str(v) for k, v in (pod_labels or {}).items() if is_identity_label(k)}
     ns_labels = dict(namespace_labels or {})

@@ -12,7 +12,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hubbletui.policy.ports import ALL_PORTS, IcmpClause, NamedPorts, PortClause, PortSet
+from hubbletui.policy.labels import LabelSet
+from hubbletui.policy.ports import (
+    ALL_PORTS,
+    IcmpClause,
+    NamedPorts,
+    PortClause,
+    PortSet,
+)
 from hubbletui.policy.selectors import LabelIndex, Selector
 from hubbletui.policy.subjects import Subject
 
@@ -162,25 +169,40 @@ class Rule:
     icmps: tuple[IcmpClause, ...] = ()
     default_deny: bool = True  # whether selecting an endpoint puts its direction into default deny
     notes: tuple[str, ...] = ()
+    order: int = 0  # its place in its policy (set when the policy is indexed)
     _peer_cache: dict = field(default_factory=dict, repr=False)
     _subject_cache: dict = field(default_factory=dict, repr=False)
     _subject_distance: dict = field(default_factory=dict, repr=False)
     _peer_distance: dict = field(default_factory=dict, repr=False)
     _port_set: PortSet | None = field(default=None, repr=False)
+    _signature: str | None = field(default=None, repr=False)
+    _peer_namespaces: frozenset[str] | None | tuple = field(default=(), repr=False)  # () = not computed yet
 
     @property
     def ref(self) -> str:
         return f"{self.policy.ref} {self.path}"
 
     @property
+    def signature(self) -> str:
+        """What the rule says, without where it comes from: rules with equal signatures admit the same.
+        A string (made once) because comparing nested dataclasses on every lookup costs more than the rule."""
+        found = self._signature
+        if found is None:
+            found = self._signature = repr((self.direction, self.action, self.all_peers, self.peers, self.ports,
+                                            self.icmps))
+        return found
+
+    @property
     def is_l4_restricted(self) -> bool:
         return bool(self.ports or self.icmps)
 
     def selects(self, subject: Subject) -> bool:
-        key = subject.labels.key
-        hit = self._subject_cache.get(key)
+        return self.selects_labels(subject.labels)
+
+    def selects_labels(self, labels: LabelSet) -> bool:
+        hit = self._subject_cache.get(labels.key)
         if hit is None:
-            hit = self._subject_cache[key] = self.subject.matches(subject.labels)
+            hit = self._subject_cache[labels.key] = self.subject.matches(labels)
         return hit
 
     def admits_peer(self, peer: Subject) -> bool:
@@ -212,6 +234,11 @@ class Rule:
     def peer_namespaces(self) -> frozenset[str] | None:
         """The namespaces any pod this rule admits must be in, or None when it may be in any namespace.
         (Subjects that are not pods, such as world or an IP, are not bounded by this: check them always.)"""
+        if self._peer_namespaces == ():
+            self._peer_namespaces = self._find_peer_namespaces()
+        return self._peer_namespaces
+
+    def _find_peer_namespaces(self) -> frozenset[str] | None:
         if self.all_peers:
             return None
         found: set[str] = set()

@@ -132,6 +132,14 @@ class Selector:
 
     def pinned_namespace(self) -> str | None:
         """The one namespace this selector is limited to, if it names one."""
+        try:
+            return self.__dict__["_pinned"]
+        except KeyError:
+            pinned = self._find_pinned_namespace()
+            object.__setattr__(self, "_pinned", pinned)  # a cache on a frozen dataclass: not part of equality
+            return pinned
+
+    def _find_pinned_namespace(self) -> str | None:
         for req in self.requirements:
             if req.key == NAMESPACE_LABEL and req.source in ("k8s", "any") and req.op == "In" \
                     and len(req.values) == 1:
@@ -235,7 +243,3 @@ def _str(value: object) -> str:
 
 def match_labels_selector(labels: Mapping[str, str], source: str = "k8s") -> Selector:
     return Selector(tuple(Requirement(source, k, "In", (v,)) for k, v in labels.items()))
-
-
-def any_matches(selectors: Iterable[Selector], labels: LabelSet) -> bool:
-    return any(s.matches(labels) for s in selectors)

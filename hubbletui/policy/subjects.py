@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from hubbletui.policy.labels import NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, LabelSet, reserved_labels
+from hubbletui.policy.labels import NAMESPACE_LABEL, LabelSet, reserved_labels
 from hubbletui.policy.ports import NamedPorts
 
 # entity name -> reserved identity labels (pkg/policy/api/entity.go; numeric identities from Hubble)
@@ -92,7 +92,3 @@ def ip_subject(ip: str, dns_names: tuple[str, ...] = ()) -> Subject:
     family = "world-ipv4" if addr.version == 4 else "world-ipv6"
     return Subject(id=str(addr), kind="ip", labels=reserved_labels("world", family), ip=str(addr),
                    dns_names=dns_names)
-
-
-def service_account_of(labels: LabelSet) -> str:
-    return labels.get("k8s", SERVICE_ACCOUNT_LABEL) or ""

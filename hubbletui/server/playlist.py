@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 
 from hubbletui.errors import HubbleTuiError
+from hubbletui.flows.decode import raw_json, raw_message
 from hubbletui.flows.model import Event, Flow
 from hubbletui.flows.recording import RecordingReader
 from hubbletui.proto.observer import observer_pb2
@@ -23,10 +24,8 @@ from hubbletui.sources.timeline import loop_period_ns, play_offsets
 
 def response_message(event: Event) -> observer_pb2.GetFlowsResponse:
     """The GetFlowsResponse an event came from (decoded from JSON, or the message itself)."""
-    raw = event.raw
-    if isinstance(raw, observer_pb2.GetFlowsResponse):
-        return raw
-    return response_from_dict(raw)
+    obj = raw_json(event)
+    return raw_message(event) if obj is None else response_from_dict(obj)
 
 
 @dataclass

@@ -73,7 +73,8 @@ class ReplayServer:
         self.loop = loop
         self.tls = tls
         self.name = name
-        self.address = ""
+        self.address = ""  # what clients dial, once started
+        self.listening = ""  # the bound address as given, with the real port
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self.playback: Playback | None = None
@@ -95,8 +96,10 @@ class ReplayServer:
             raise HubbleTuiError(f"cannot listen on {self.listen}: address in use or not available here")
         await server.start()
         self._server = server
-        self.port = port if not self.listen.startswith("unix:") else 0
-        self.address = self.listen if self.listen.startswith("unix:") else _with_port(self.listen, port)
+        unix = self.listen.startswith("unix:")
+        self.port = 0 if unix else port
+        self.listening = self.listen if unix else f"{self.listen.rpartition(':')[0]}:{port}"
+        self.address = self.listen if unix else _dialable(self.listening)
         return self.address
 
     async def stop(self, grace: float | None = None) -> None:
@@ -117,8 +120,9 @@ class ReplayServer:
         await self.stop()
 
 
-def _with_port(listen: str, port: int) -> str:
-    host = listen.rpartition(":")[0] or "127.0.0.1"
+def _dialable(listening: str) -> str:
+    """A wildcard listen address (all interfaces) is dialed on loopback."""
+    host, _, port = listening.rpartition(":")
     if host in ("0.0.0.0", "[::]", ""):
         host = "127.0.0.1"
     return f"{host}:{port}"

@@ -176,9 +176,9 @@ class GrpcSource:
                 resumed = self._resumed_at
                 detail = f"{address}, resumed at {format_rfc3339_ns(resumed)}" if resumed is not None else address
                 yield SourceState(STREAMING, detail, reconnects=stats.reconnects)
-                failures = 0
                 boundary = tracker.boundary_ns
                 async for data in call:
+                    failures = 0  # only a stream that delivers resets the backoff, not a mere connection
                     try:
                         event = event_from_bytes(data)
                     except (DecodeError, ValueError, TypeError):
@@ -198,7 +198,8 @@ class GrpcSource:
                     else:
                         tally(stats, event)
                     yield event
-                if not self.query.follow:
+                if not self.query.follow or self.query.until_ns is not None:
+                    # a follow request with `until` ends when the server has passed that time
                     yield SourceState(ENDED, f"{stats.flows} flows", reconnects=stats.reconnects)
                     return
                 reason = "the server ended the stream"

@@ -15,16 +15,19 @@ from collections import Counter
 
 import orjson
 
+from hubbletui.flows.decode import raw_flow_dict, raw_message
 from hubbletui.flows.model import Flow
 
 
 def flow_identity(flow: Flow) -> bytes | str:
     """What makes two deliveries the same flow: Hubble's uuid when it sent one, else the whole message."""
-    raw = flow.raw
-    if isinstance(raw, dict):
-        body = raw.get("flow", raw)
+    body = raw_flow_dict(flow)
+    if body is not None:
         return body.get("uuid") or orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    message = raw.flow if raw.HasField("flow") else raw
+    raw = flow.raw
+    if type(raw) is bytes:
+        return raw  # the server's own bytes for this delivery; uuid-less twins compare equal
+    message = raw_message(flow).flow
     return message.uuid or message.SerializeToString(deterministic=True)
 
 

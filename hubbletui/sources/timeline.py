@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 
+import orjson
+
 from hubbletui.flows.model import Event
+from hubbletui.proto.observer import observer_pb2
 from hubbletui.flows.timefmt import format_rfc3339_ns, parse_rfc3339_ns
 
 LOOP_GAP_NS = 1_000_000_000
@@ -49,6 +52,12 @@ def shift_event(event: Event, delta_ns: int) -> Event:
 
 
 def shift_raw(raw, delta_ns: int):
+    if type(raw) is bytes:
+        if raw[:1] == b"{":
+            return orjson.dumps(shift_raw(orjson.loads(raw), delta_ns))
+        moved = observer_pb2.GetFlowsResponse.FromString(raw)
+        shift_message(moved, delta_ns)
+        return moved.SerializeToString()
     if isinstance(raw, dict):
         out = dict(raw)
         if raw.get("time"):

@@ -26,15 +26,15 @@ def istio_options(engine: PolicyEngine, layer: LayerResult, src: Subject, dst: S
     decision = detail.get("decision") or {}
     principal = detail.get("source_principal")
     if layer.reason == "mtls-strict":
-        return [], [f"{dst.workload_ref} accepts only mTLS on {port} and {src.workload_ref} has no sidecar: bring "
-                    "the source into the mesh; hubbletui does not suggest weakening mTLS"]
+        return [], [(f"{dst.workload_ref} accepts only mTLS on {port} and {src.workload_ref} has no sidecar: bring "
+                    "the source into the mesh; hubbletui does not suggest weakening mTLS")]
     if decision.get("action") in ("DENY", "CUSTOM"):
         matched = decision.get("matched") or {}
-        return [], [f"{decision.get('action')} policy {matched.get('policy', '')} refuses it; hubbletui does not "
-                    "suggest weakening a deny or an external authorizer"]
+        return [], [(f"{decision.get('action')} policy {matched.get('policy', '')} refuses it; hubbletui does not "
+                    "suggest weakening a deny or an external authorizer")]
     if not principal:
-        return [], [f"{src.workload_ref} carries no mTLS principal (no sidecar, or mTLS disabled): an "
-                    "AuthorizationPolicy cannot admit it by principal"]
+        return [], [(f"{src.workload_ref} carries no mTLS principal (no sidecar, or mTLS disabled): an "
+                    "AuthorizationPolicy cannot admit it by principal")]
     options: list[tuple[Change, ...]] = []
     reasons: list[str] = []
     for near in decision.get("nearest") or []:
@@ -69,7 +69,7 @@ def _extend(engine: PolicyEngine, near: dict, principal: str, port: int) -> Chan
                   "value": value}
             ref = ObjectRef(KIND, ns, name)
             return Change(ISTIO_AUTHZ, ref, f"add {what} to AuthorizationPolicy {ns}/{name} rule {index}",
-                          (jsonpatch.apply(obj, [op]),), 1, patch=Patch(ref, "json", [op]))
+                          (jsonpatch.apply(obj, [op]),), 1, patch=Patch(ref, "json", [op]), widens=True)
     return None
 
 

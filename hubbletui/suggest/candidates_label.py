@@ -91,18 +91,18 @@ def workload_change(engine: PolicyEngine, subject: Subject, labels: dict[str, st
                     because: str) -> tuple[Change | None, str]:
     owner = owner_of(engine, subject)
     if owner is None:
-        return None, f"{subject.id} has no owning workload whose pod template could carry the label " \
-                     f"({_label_text(labels)}) that {because} needs"
+        return None, (f"{subject.id} has no owning workload whose pod template could carry the label " \
+                     f"({_label_text(labels)}) that {because} needs")
     ref = ObjectRef(owner.kind, owner.namespace, owner.name)
     if not owner.patchable:
-        return None, f"{ref.text}: its pod template cannot be patched to roll new labels out " \
-                     f"({_label_text(labels)} for {because})"
+        return None, (f"{ref.text}: its pod template cannot be patched to roll new labels out " \
+                     f"({_label_text(labels)} for {because})")
     current = owner.template_labels() if owner.obj is not None else dict(
         ((owner.pods[0].get("metadata") or {}).get("labels") or {}) if owner.pods else {})
     locked = [k for k in labels if k in owner.selector_keys() and current.get(k) != labels[k]]
     if locked:
-        return None, f"{ref.text}: {', '.join(locked)} is part of its selector and cannot change " \
-                     f"(wanted by {because})"
+        return None, (f"{ref.text}: {', '.join(locked)} is part of its selector and cannot change (a rule wants " \
+                     f"{_label_text({k: labels[k] for k in locked})})")
     body: dict = {"metadata": {"labels": dict(labels)}}
     for part in reversed(TEMPLATE_PATHS[owner.kind]):
         body = {part: body}
@@ -110,8 +110,8 @@ def workload_change(engine: PolicyEngine, subject: Subject, labels: dict[str, st
     verb = "change" if changed and len(changed) == len(labels) else "add"
     summary = f"{verb} label {_label_text(labels)} on the pod template of {ref.text} (matches {because})"
     notes = () if owner.obj is not None else (f"{ref.text} is not in the cluster state: checked on its pods",)
-    return Change(LABEL_CHANGE, ref, summary, owner.relabelled(labels), len(labels), patch=Patch(ref, "strategic", body),
-                  notes=notes), ""
+    return Change(LABEL_CHANGE, ref, summary, owner.relabelled(labels), len(labels),
+                  patch=Patch(ref, "strategic", body), notes=notes), ""
 
 
 def namespace_change(engine: PolicyEngine, namespace: str, labels: dict[str, str], because: str) -> Change:

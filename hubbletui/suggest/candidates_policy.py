@@ -135,7 +135,8 @@ def new_policy_options(engine: PolicyEngine, direction: str, enforcer: Subject, 
     if why_not:
         return [], [f"no {kind} offered: {why_not}"]
     name = free_name(engine, kind, namespace, policy_name(src, dst, port, protocol, direction, namespace))
-    what = f"{src.workload_ref} -> {dst.workload_ref} {protocol if protocol.startswith('ICMP') else f'{port}/{protocol}'}"
+    where = protocol if protocol.startswith("ICMP") else f"{port}/{protocol}"
+    what = f"{src.workload_ref} -> {dst.workload_ref} {where}"
     section = "ingress" if direction == INGRESS else "egress"
     if netpol:
         spec = {"podSelector": {"matchLabels": dict(selector)}, "policyTypes": [section.capitalize()],

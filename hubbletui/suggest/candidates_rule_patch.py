@@ -3,6 +3,10 @@
 A rule that admits the peer but not the port gets the port; a rule that covers the port but not the peer gets
 the peer. A rule that lacks both is not extended: that would be a new rule, and a new policy says it better.
 Patches are JSON patches of "add" operations, so that they touch nothing else of the policy.
+
+What a patch opens grows with the rule's reach: a port added opens it between every pod the rule selects and
+every peer it admits, a peer added reaches every pod it selects. Only the narrowest few rules are offered
+(each candidate costs a full check); a wide rule's patch could only rank below them.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from hubbletui.suggest import jsonpatch
 from hubbletui.suggest.model import RULE_PATCH, Change, ObjectRef, Patch
 from hubbletui.suggest.peers import cilium_peer, leaf_count, netpol_peer
 
+NARROWEST = 3  # rules extended per direction
+
 
 def rule_patch_options(engine: PolicyEngine, direction: str, enforcer: Subject, peer: Subject, dst: Subject,
                        port: int, protocol: str) -> tuple[list[tuple[Change, ...]], list[str]]:
-    options: list[tuple[Change, ...]] = []
-    reasons: list[str] = []
+    extendable = []
     for rule in engine.selecting_rules(enforcer, direction):
         if rule.action != ALLOW or not (rule.all_peers or rule.peers):
             continue
@@ -26,9 +31,11 @@ def rule_patch_options(engine: PolicyEngine, direction: str, enforcer: Subject, 
         if compiled is None or compiled.obj is None:
             continue
         peer_ok = rule.admits_peer(peer)
-        port_ok = rule.port_match(port, protocol, dst.named_ports)[0]
-        if peer_ok == port_ok:
-            continue
+        if peer_ok != rule.port_match(port, protocol, dst.named_ports)[0]:
+            extendable.append((_reach(engine, rule, peer_ok), rule.ref, rule, compiled, peer_ok))
+    options: list[tuple[Change, ...]] = []
+    reasons: list[str] = []
+    for _, _, rule, compiled, peer_ok in sorted(extendable, key=lambda item: item[:2])[:NARROWEST]:
         try:
             op, what = (_add_port(rule, compiled.obj, port, protocol) if peer_ok else
                         _add_peer(engine, rule, compiled.obj, peer))
@@ -41,9 +48,27 @@ def rule_patch_options(engine: PolicyEngine, direction: str, enforcer: Subject, 
         ref = ObjectRef(rule.policy.kind, rule.policy.namespace, rule.policy.name)
         after = jsonpatch.apply(compiled.obj, [op])
         summary = f"add {what} to {rule.ref}"
+        # never a peer added to a rule that admits every peer: each patch only widens an allow rule
         options.append((Change(RULE_PATCH, ref, summary, (after,), leaf_count(op["value"]),
-                               patch=Patch(ref, "json", [op])),))
+                               patch=Patch(ref, "json", [op]), widens=True),))
     return options, reasons
+
+
+def _reach(engine: PolicyEngine, rule: Rule, adding_port: bool) -> int:
+    """How many (selected, peer) pairs the patch would touch, over one subject per workload."""
+    index = engine.endpoint_index()
+    selected = len(index.select(rule.subject))
+    if not adding_port:
+        return selected
+    if rule.all_peers:
+        return selected * len(index.all)
+    admitted = 0
+    for p in rule.peers:
+        if p.kind in ("endpoints", "entities", "services"):
+            admitted += sum(len(index.select(selector)) for selector in p.selectors)
+        else:
+            admitted += 1  # an address range or a name outside the cluster
+    return selected * admitted
 
 
 def _add_port(rule: Rule, obj: dict, port: int, protocol: str) -> tuple[dict | None, str]:
@@ -58,7 +83,8 @@ def _add_port(rule: Rule, obj: dict, port: int, protocol: str) -> tuple[dict | N
     clause = {"port": str(port), "protocol": protocol}
     for i, to_port in enumerate(entry.get("toPorts") or []):
         if isinstance(to_port, dict) and not to_port.get("rules") and to_port.get("ports"):
-            return {"op": "add", "path": jsonpatch.pointer([*tokens, "toPorts", i, "ports", "-"]), "value": clause}, what
+            path = jsonpatch.pointer([*tokens, "toPorts", i, "ports", "-"])
+            return {"op": "add", "path": path, "value": clause}, what
     # every port entry carries L7 rules: a new entry keeps this port at L4
     return {"op": "add", "path": jsonpatch.pointer([*tokens, "toPorts", "-"]), "value": {"ports": [clause]}}, what
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from hubbletui.cluster.model import POLICY_KINDS
 from hubbletui.policy import istio_layer
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.ports import PortSet
 from hubbletui.policy.result import ALLOWED
-from hubbletui.policy.rules import EGRESS, INGRESS
+from hubbletui.policy.rules import EGRESS, INGRESS, PolicyKey
 from hubbletui.policy.subjects import Subject
 from hubbletui.suggest.cases import DropCase
 from hubbletui.suggest.model import BlastRadius, Change, NewPair
 from hubbletui.suggest.observed import ObservedTraffic, Seen
 from hubbletui.suggest.workloads import namespace_subjects
+
+BLAST_LIMIT = 25  # pairs counted before a blast radius is "at least this many": enough to rank by
 
 
 @dataclass
@@ -28,7 +31,7 @@ class CheckResult:
     ok: bool
     failure: str = ""
     blast: BlastRadius = field(default_factory=BlastRadius)
-    notes: list[str] = field(default_factory=list)
+    outranked: bool = False  # it opens more than ``outranked_at`` pairs: it cannot be shown, so it was not checked on
 
 
 def _resolve(engine: PolicyEngine, case: DropCase, pair) -> tuple[Subject, Subject]:
@@ -43,8 +46,8 @@ def case_pairs(engine: PolicyEngine, case: DropCase) -> list[tuple[object, tuple
     out: dict[tuple, tuple[object, tuple[Subject, Subject]]] = {}
     for pair in case.pairs or (None,):
         src, dst = _resolve(engine, case, pair)
-        key = (src.labels.key, src.ip if src.cidr_matchable else "", src.dns_names,
-               dst.labels.key, dst.ip if dst.cidr_matchable else "", dst.dns_names, id(dst.named_ports))
+        key = (src.labels.key, src.ip if src.cidr_matchable else "", src.dns_names, dst.labels.key,
+               dst.ip if dst.cidr_matchable else "", dst.dns_names, tuple(sorted(dst.named_ports.items())))
         out.setdefault(key, (pair, (src, dst)))
     return list(out.values())
 
@@ -65,17 +68,26 @@ class Checker:
         self.group_refs = {(s.workload_ref, d.workload_ref) for _, (s, d) in pairs}
         self.group_ports = PortSet({case.protocol: [(case.port, case.port)]})
 
-    def check(self, changes: tuple[Change, ...]) -> CheckResult:
+    def check(self, changes: tuple[Change, ...], outranked_at: int | None = None) -> CheckResult:
+        """``outranked_at``: a candidate that newly allows that many pairs cannot be shown (better ones are
+        known); counting stops there and the forwarded flows are not checked."""
         view = self.engine.what_if(upserts=upserts_of(changes))
         failure = self._group(view)
         if failure:
             return CheckResult(False, failure)
         istio_changes = [obj for obj in upserts_of(changes) if obj.get("kind") == "AuthorizationPolicy"]
-        failure = self._forwarded(view, istio_changes)
+        narrowing = [c for c in changes if not c.widens]
+        limit = min(BLAST_LIMIT, outranked_at) if outranked_at is not None else BLAST_LIMIT
+        pairs = self._cilium_blast(view, limit)
+        pairs += self._istio_blast(view, istio_changes, limit - len(pairs)) if len(pairs) < limit else []
+        pairs.sort(key=lambda p: (p.layer, p.src, p.dst))
+        blast = BlastRadius(tuple(pairs[:limit]), len(pairs) >= limit)
+        if outranked_at is not None and len(pairs) >= outranked_at:
+            return CheckResult(False, "", blast, outranked=True)
+        failure = self._forwarded(view, narrowing)
         if failure:
             return CheckResult(False, failure)
-        pairs = self._cilium_blast(view) + self._istio_blast(view, istio_changes)
-        return CheckResult(True, "", BlastRadius(tuple(sorted(pairs, key=lambda p: (p.layer, p.src, p.dst)))))
+        return CheckResult(True, "", blast)
 
     # 1. the group -------------------------------------------------------------------------------------
     def _group(self, view: PolicyEngine) -> str:
@@ -92,15 +104,19 @@ class Checker:
         return ""
 
     # 2. what works keeps working ----------------------------------------------------------------------
-    def _forwarded(self, view: PolicyEngine, istio_changes: list[dict]) -> str:
+    def _forwarded(self, view: PolicyEngine, narrowing: list[Change]) -> str:
+        """Re-trace the working connections the ``narrowing`` changes can reach (those that only widen an allow
+        rule cannot deny anything: what they touch alone needs no second look)."""
         base = self.engine
-        rules = [r for key in view.changed_policies for eng in (view, base)
-                 for r in (eng.policies[key].rules if key in eng.policies else ())]
-        istio_namespaces = {(o.get("metadata") or {}).get("namespace") or "default" for o in istio_changes}
+        objects = upserts_of(narrowing)
+        keys = {_policy_key(o) for o in objects} & view.changed_policies
+        rules = [r for key in keys for eng in (view, base) if key in eng.policies for r in eng.policies[key].rules]
+        istio_namespaces = {_namespace_of(o) for o in objects if o.get("kind") == "AuthorizationPolicy"}
+        relabelled = {_namespace_of(o) for o in objects if o.get("kind") not in POLICY_KINDS}
         istio_everywhere = base.istio_root_namespace in istio_namespaces
 
         def touched(seen: Seen) -> bool:
-            if seen.src.namespace in view.changed_namespaces or seen.dst.namespace in view.changed_namespaces:
+            if seen.src.namespace in relabelled or seen.dst.namespace in relabelled:
                 return True
             if istio_everywhere or seen.dst.namespace in istio_namespaces:
                 return True
@@ -111,17 +127,19 @@ class Checker:
             if not seen.allowed or not touched(seen):
                 continue
             src, dst = view.subject_for_endpoint(seen.src_ep), view.subject_for_endpoint(seen.dst_ep)
-            result = view.trace(src, dst, seen.port, seen.protocol)
-            for layer in result.layers:
-                if layer.layer in seen.allowed and layer.verdict != ALLOWED:
-                    return (f"it would break {seen.text}, which the input shows working: denied at {layer.layer} "
-                            f"({layer.explanation})")
+            if all(_still_allows(view, layer, src, dst, seen.port, seen.protocol) for layer in seen.allowed):
+                continue
+            result = view.trace(src, dst, seen.port, seen.protocol)  # only now: for the words
+            broken = next(layer for layer in result.layers
+                          if layer.layer in seen.allowed and layer.verdict != ALLOWED)
+            return (f"it would break {seen.text}, which the input shows working: denied at {broken.layer} "
+                    f"({broken.explanation})")
         return ""
 
     # 3. blast radius ----------------------------------------------------------------------------------
-    def _cilium_blast(self, view: PolicyEngine) -> list[NewPair]:
+    def _cilium_blast(self, view: PolicyEngine, limit: int) -> list[NewPair]:
         out = []
-        for item in view.newly_allowed():
+        for item in view.newly_allowed(limit=limit + len(self.group_refs)):
             ports = item.ports
             if (item.src.workload_ref, item.dst.workload_ref) in self.group_refs:
                 ports = ports - self.group_ports
@@ -130,11 +148,11 @@ class Checker:
                                    _port_count(ports)))
         return out
 
-    def _istio_blast(self, view: PolicyEngine, changed: list[dict]) -> list[NewPair]:
+    def _istio_blast(self, view: PolicyEngine, changed: list[dict], limit: int) -> list[NewPair]:
         if not changed:
             return []
         base = self.engine
-        namespaces = {(o.get("metadata") or {}).get("namespace") or "default" for o in changed}
+        namespaces = {_namespace_of(o) for o in changed}
         if base.istio_root_namespace in namespaces:
             namespaces = set(view.inventory.namespaces)
         ports, every_port = _authz_ports(changed)
@@ -158,7 +176,31 @@ class Checker:
                         if before is not None and before.verdict != ALLOWED:
                             shown = "all ports (checked on " + str(port) + ")" if every_port else f"TCP {port}"
                             out.append(NewPair(src.workload_ref, dst.workload_ref, shown, "istio"))
+                            if len(out) >= limit:
+                                return out
         return out
+
+
+def _namespace_of(obj: dict) -> str:
+    meta = obj.get("metadata") or {}
+    return (meta.get("name") if obj.get("kind") == "Namespace" else meta.get("namespace")) or "default"
+
+
+def _policy_key(obj: dict) -> PolicyKey:
+    meta = obj.get("metadata") or {}
+    kind = obj.get("kind", "")
+    namespace = "" if kind == "CiliumClusterwideNetworkPolicy" else meta.get("namespace") or "default"
+    return PolicyKey(kind, namespace, meta.get("name") or "")
+
+
+def _still_allows(view: PolicyEngine, layer: str, src: Subject, dst: Subject, port: int, protocol: str) -> bool:
+    """One layer's verdict, without the explanation a full trace builds."""
+    if layer == EGRESS:
+        return view.direction_ports(EGRESS, src, dst, dst).contains(protocol, port)
+    if layer == INGRESS:
+        return view.direction_ports(INGRESS, dst, src, dst).contains(protocol, port)
+    result = istio_layer.evaluate(view, src, dst, port, protocol)
+    return result is None or result.verdict == ALLOWED
 
 
 def _representatives(subjects: list[Subject]) -> list[Subject]:

@@ -49,8 +49,17 @@ class _Context:
     checker: Checker
     seen: list[Seen]
     first_pair: object
+    top: int | None
     reasons: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    found: list[Suggestion] = field(default_factory=list)  # checked so far: what later candidates must beat
+
+    def outranked_at(self) -> int | None:
+        """How many newly allowed pairs put a candidate out of the best ``top`` found so far (None: any count
+        can still be shown)."""
+        if self.top is None or len(self.found) < self.top:
+            return None
+        return sorted(s.blast.count for s in self.found)[self.top - 1] + 1
 
 
 def suggest_for_case(engine: PolicyEngine, case: DropCase, observed: ObservedTraffic | Iterable[Flow] = (),
@@ -71,8 +80,9 @@ def suggest_for_case(engine: PolicyEngine, case: DropCase, observed: ObservedTra
                                "hubbletui does not model; nothing to fix here")
         return out
     ctx = _Context(engine, case, fmt, targets, Checker(engine, case, targets, observed),
-                   observed.baseline(engine), first_pair)
-    found = ranked(_solve(ctx, (), 0))
+                   observed.baseline(engine), first_pair, top)
+    _solve(ctx, (), 0)
+    found = ranked(ctx.found)
     out.suggestions = found[:top] if top else found
     out.rejected = len(ctx.failures)
     out.not_offered = list(dict.fromkeys(ctx.reasons))
@@ -105,25 +115,41 @@ def suggest_for_group(engine: PolicyEngine, group, observed: ObservedTraffic | I
 MAX_STEPS = 2  # a packet meets at most two Cilium layers; Istio is one
 
 
-def _solve(ctx: _Context, prefix: tuple[Change, ...], step: int) -> list[Suggestion]:
+def _solve(ctx: _Context, prefix: tuple[Change, ...], step: int, bound: int | None = None) -> list[Suggestion]:
+    """Check ``prefix`` if it leaves nothing denied, else extend it with the options for the next denying layer.
+
+    At the first step every complete fix joins ``ctx.found``; at a later step only the best completion is
+    returned, so a completion opening ``bound`` pairs (more than one already found) need not be counted further.
+    """
     view = ctx.engine.what_if(upserts=upserts_of(prefix)) if prefix else ctx.engine
     src, dst = _pair(view, ctx)
     trace = view.trace(src, dst, ctx.case.port, ctx.case.protocol)
     remaining = [layer for layer in trace.layers if layer.layer in ctx.targets and layer.verdict != ALLOWED]
     if not remaining:
-        result = ctx.checker.check(prefix)
-        if not result.ok:
-            ctx.failures.append(result.failure)
-            return []
-        notes = [n for c in prefix for n in c.notes] + _other_layers(trace, ctx.targets, ctx.case.layer == "istio")
-        return [Suggestion(prefix, ctx.case.fixes_text, result.blast, tuple(dict.fromkeys(notes)))]
+        return _checked(ctx, prefix, trace, bound)
     if step >= MAX_STEPS:
         return []
-    found: list[Suggestion] = []
+    completions: list[Suggestion] = []
     for option in _options(view, remaining[0], src, dst, ctx):
-        completed = _solve(ctx, prefix + option, step + 1)
-        found += ranked(completed)[:1] if step else completed  # one completion per first step: its best
-    return found
+        if step == 0:
+            ctx.found += _solve(ctx, prefix + option, 1)
+        else:
+            local = min(s.blast.count for s in completions) + 1 if completions else None
+            completions += _solve(ctx, prefix + option, step + 1, local)
+    return ranked(completions)[:1]
+
+
+def _checked(ctx: _Context, changes: tuple[Change, ...], trace, bound: int | None) -> list[Suggestion]:
+    if any(s.changes == changes for s in ctx.found):
+        return []  # reached again through another layer's option
+    limits = [n for n in (ctx.outranked_at(), bound) if n is not None]
+    result = ctx.checker.check(changes, min(limits) if limits else None)
+    if not result.ok:
+        if not result.outranked:
+            ctx.failures.append(result.failure)
+        return []
+    notes = [n for c in changes for n in c.notes] + _other_layers(trace, ctx.targets, ctx.case.layer == "istio")
+    return [Suggestion(changes, ctx.case.fixes_text, result.blast, tuple(dict.fromkeys(notes)))]
 
 
 def _pair(engine: PolicyEngine, ctx: _Context) -> tuple[Subject, Subject]:
@@ -138,8 +164,8 @@ def _other_layers(trace, targets: tuple[str, ...], forwarded: bool) -> list[str]
     denying = [layer for layer in trace.layers if layer.layer not in targets and layer.verdict != ALLOWED]
     if forwarded and denying:
         where = " and ".join(layer.layer for layer in denying)
-        return [f"Hubble saw these connections forwarded, yet the cluster state denies them at {where}: the "
-                "snapshot may be older than the flows"]
+        return [(f"Hubble saw these connections forwarded, yet the cluster state denies them at {where}: the "
+                "snapshot may be older than the flows")]
     return [f"after this fix, {'Istio' if layer.layer == 'istio' else layer.layer} still refuses it: "
             f"{layer.explanation}" for layer in denying]
 
@@ -165,14 +191,14 @@ def _options(view: PolicyEngine, layer: LayerResult, src: Subject, dst: Subject,
         return []
     direction = layer.layer
     enforcer, peer = (src, dst) if direction == "egress" else (dst, src)
+    # new policies first: they seldom open anything else, so later candidates' counting can stop early
+    kinds = {"cilium": (False,), "k8s": (True,), "all": (False, True)}[ctx.fmt]
+    results = [new_policy_options(view, direction, enforcer, peer, case.port, case.protocol, src, dst, netpol,
+                                  ctx.seen) for netpol in kinds]
+    results.append(rule_patch_options(view, direction, enforcer, peer, dst, case.port, case.protocol))
+    results.append(label_options(view, direction, enforcer, peer, dst, case.port, case.protocol))
     options: list[tuple[Change, ...]] = []
-    for found, reasons in (label_options(view, direction, enforcer, peer, dst, case.port, case.protocol),
-                           rule_patch_options(view, direction, enforcer, peer, dst, case.port, case.protocol)):
-        options += found
-        ctx.reasons += reasons
-    for netpol in {"cilium": (False,), "k8s": (True,), "all": (False, True)}[ctx.fmt]:
-        found, reasons = new_policy_options(view, direction, enforcer, peer, case.port, case.protocol, src, dst,
-                                            netpol, ctx.seen)
+    for found, reasons in results:
         options += found
         ctx.reasons += reasons
     return options

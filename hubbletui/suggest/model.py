@@ -82,6 +82,7 @@ class Change:
     new_object: dict | None = None  # set for a new policy
     patch: Patch | None = None  # set for a change to an existing object
     notes: tuple[str, ...] = ()
+    widens: bool = False  # only adds peers or ports to an allow rule: it cannot deny what was allowed
 
     def to_dict(self) -> dict:
         out = {"kind": self.kind, "target": self.target.to_dict(), "summary": self.summary, "size": self.size}
@@ -115,6 +116,7 @@ class NewPair:
 @dataclass(frozen=True)
 class BlastRadius:
     pairs: tuple[NewPair, ...] = ()
+    truncated: bool = False  # counting stopped at len(pairs): "at least" that many
 
     @property
     def count(self) -> int:
@@ -130,10 +132,11 @@ class BlastRadius:
         shown = "; ".join(p.text for p in self.pairs[:limit])
         more = f"; and {self.count - limit} more" if self.count > limit else ""
         noun = "pair" if self.count == 1 else "pairs"
-        return f"newly allows {self.count} other {noun}: {shown}{more}"
+        least = "at least " if self.truncated else ""
+        return f"newly allows {least}{self.count} other {noun}: {shown}{more}"
 
     def to_dict(self) -> dict:
-        return {"count": self.count, "pairs": [p.to_dict() for p in self.pairs]}
+        return {"count": self.count, "at_least": self.truncated, "pairs": [p.to_dict() for p in self.pairs]}
 
 
 @dataclass(frozen=True)

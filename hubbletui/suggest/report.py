@@ -51,8 +51,8 @@ def write_out_dir(groups: list[GroupFixes], out_dir: str | Path) -> list[Path]:
         raise HubbleTuiError(f"cannot create {folder}: {exc.strerror or exc}") from None
     written: list[Path] = []
     rows = ["# Suggested fixes", "",
-            "One file per fix; apply one fix per group, the first ranked is the best. Patches are comments "
-            "carrying their `kubectl patch` command.", "",
+            ("One file per fix; apply one fix per group, the first ranked is the best. Patches are comments "
+            "carrying their `kubectl patch` command."), "",
             "| file | fixes | rank | kind | blast radius |", "|---|---|---|---|---|"]
     for group in groups:
         base = slug(group.case)

@@ -79,7 +79,8 @@ def owner_of(engine: PolicyEngine, subject: Subject) -> Owner | None:
     if members is None:
         return None
     obj = members.raw.get(kind, {}).get(name)
-    pods = tuple(members.raw["Pod"][p] for p in members.members.get((kind, name), ()) if p in members.raw.get("Pod", {}))
+    raw_pods = members.raw.get("Pod", {})
+    pods = tuple(raw_pods[p] for p in members.members.get((kind, name), ()) if p in raw_pods)
     return Owner(kind, subject.namespace, name, obj, pods)
 
 

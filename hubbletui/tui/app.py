@@ -8,6 +8,8 @@ drains it into the FlowStore inside one `batch_update`, then redraws what change
 from __future__ import annotations
 
 import gc
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from hubbletui.tui.widgets.prompt import COMMAND, FILTER, Prompt
 from hubbletui.tui.widgets.status_bar import StatusBar, StatusInfo
 
 TICK_S = 0.1
+SWITCH_INTERVAL_S = 0.0005
 VIEWS_EVERY_S = 0.25  # tables are redrawn at most this often; flows are taken in every tick ...
 VIEWS_EVERY_BUSY_S = 1.0  # ... and at most once a second in a flood: DataTable repaints every visible cell
 BUSY_FLOWS_PER_S = 2_000  # after any update, and keys must stay quick
@@ -79,6 +82,8 @@ class HubbleApp(App):
         self._pending_flows: list[Flow] = []
         self._views_drawn = 0.0
         self._full_redraw = False
+        self._graph: Any = None
+        self._graph_lock = threading.Lock()
         self._reports_seen = 0
         self.clock = collab.clock
         self.notes = collab.notes
@@ -272,6 +277,16 @@ class HubbleApp(App):
             endpoint = pod.endpoint
         self.push_screen(PolicyScreen(ref, endpoint))
 
+    def policy_graph(self) -> Any:
+        """The policy graph (networkx), built on first use (in a worker thread) and kept; it follows a live
+        cluster's changes."""
+        with self._graph_lock:
+            if self._graph is None:
+                from hubbletui.policy.graph import PolicyGraph
+
+                self._graph = PolicyGraph(self.engine, follow=getattr(self.cluster, "stop", None) is not None)
+            return self._graph
+
     def is_refused(self, flow: Flow) -> bool:
         src, dst, port, _ = orient_flow(flow)
         return ConnKey(src.workload_ref, dst.workload_ref, port) in self.store.refusals
@@ -286,12 +301,17 @@ class HubbleApp(App):
         self.exit(self.picked())
 
 
-def freeze_startup_objects() -> None:
-    """Call once before `run()`: what exists by then (modules, the cluster state, the policy engine) lives as
-    long as the app, so the garbage collector's full passes need not walk it again and again while flows
-    stream (a full pass over a large cluster state can stall the UI for a good part of a second)."""
+def prepare_process() -> None:
+    """Call once before `run()` in a process that exists for the TUI.
+
+    What exists by then (modules, the cluster state, the policy engine) lives as long as the app: frozen, the
+    garbage collector's full passes need not walk it again and again while flows stream (a full pass over a
+    large state stalls the UI). And the source's thread competes with the UI's for the GIL: a shorter switch
+    interval (5 ms by default) bounds how long a key waits for it.
+    """
     gc.collect()
     gc.freeze()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def refusal_marks(found: list[Any]) -> list[Refusal]:

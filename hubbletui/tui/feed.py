@@ -1,9 +1,10 @@
 """From a flow source to the UI without per-event messages: a bounded buffer filled by a worker thread.
 
 The source is iterated inside the worker thread's own event loop, so a gRPC source creates its channel in the
-loop that uses it and its decoding never runs on the UI's loop. The UI drains the buffer on a timer. When the
-UI falls behind, the oldest events go and `dropped` counts them. Source states (connecting, retrying, ...)
-bypass the buffer: only the latest matters and it must never be dropped.
+loop that uses it and its decoding never runs on the UI's loop. Events are handed over in batches (one lock
+per batch, at least every HAND_OVER_S), and the UI drains the buffer on a timer. When the UI falls behind, the
+oldest events go and `dropped` counts them. Source states (connecting, retrying, ...) bypass the buffer: only
+the latest matters and it must never be dropped.
 
 The mesh-refusal detector (issue 7) watches every flow in this thread too, before the buffer, so what the
 buffer drops still counts as evidence; once a second its findings are handed over like a source state.
@@ -22,7 +23,8 @@ from hubbletui.flows.model import Event, Flow
 from hubbletui.sources.base import ENDED, FAILED, FlowSource, SourceState
 
 BUFFER_SIZE = 100_000
-CANCEL_POLL_S = 0.1
+BATCH = 256  # events handed over at once ...
+HAND_OVER_S = 0.02  # ... or after this long, whichever comes first
 DETECT_EVERY_S = 1.0
 
 
@@ -39,12 +41,18 @@ class FeedBuffer:
         self._lock = threading.Lock()
 
     def put(self, event: Event) -> None:
+        self.put_many((event,))
+
+    def put_many(self, events: list[Event] | tuple[Event, ...]) -> None:
         with self._lock:
-            if len(self._events) >= self.capacity:
-                self._events.popleft()
-                self.dropped += 1
-            self._events.append(event)
-            self.received += 1
+            queue = self._events
+            queue.extend(events)
+            self.received += len(events)
+            over = len(queue) - self.capacity
+            if over > 0:
+                for _ in range(over):
+                    queue.popleft()
+                self.dropped += over
 
     def put_state(self, state: SourceState) -> None:
         self.state = state
@@ -88,45 +96,62 @@ def run_source(source: FlowSource, buffer: FeedBuffer, cancelled: Callable[[], b
 
     ``detector``: a MeshRefusalDetector (or None): fed every flow, asked for refusals once a second.
     """
-    asyncio.run(_consume(source, buffer, cancelled, detector))
+    asyncio.run(_Feeder(source, buffer, detector).run(cancelled))
 
 
-async def _consume(source: FlowSource, buffer: FeedBuffer, cancelled: Callable[[], bool], detector: Any) -> None:
-    reader = asyncio.create_task(_read(source, buffer, detector))
-    loop = asyncio.get_running_loop()
-    next_detect = loop.time() + DETECT_EVERY_S
-    while not reader.done():
-        if cancelled():
-            reader.cancel()
-            break
-        await asyncio.wait({reader}, timeout=CANCEL_POLL_S)
-        if detector is not None and loop.time() >= next_detect:
-            buffer.put_refusals(detector.refusals())
-            next_detect = loop.time() + DETECT_EVERY_S
-    try:
-        await reader
-    except asyncio.CancelledError:
-        pass
-    if detector is not None and not cancelled():
-        buffer.put_refusals(detector.refusals())  # a finite source: the final word on what it held
+class _Feeder:
+    def __init__(self, source: FlowSource, buffer: FeedBuffer, detector: Any):
+        self.source, self.buffer, self.detector = source, buffer, detector
+        self.pending: list[Event] = []  # read, not yet handed over (touched only by this thread's loop)
 
+    def hand_over(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.buffer.put_many(batch)
 
-async def _read(source: FlowSource, buffer: FeedBuffer, detector: Any) -> None:
-    put, put_state = buffer.put, buffer.put_state
-    observe = detector.observe if detector is not None else None
-    try:
-        async for event in source.events():
-            if isinstance(event, SourceState):
-                put_state(event)
-                continue
-            if observe is not None and isinstance(event, Flow):
-                observe(event)
-            put(event)
-    except HubbleTuiError as exc:
-        put_state(SourceState(FAILED, str(exc)))
-        return
-    except Exception as exc:  # noqa: BLE001 - a broken source must show in the status bar, not kill the UI
-        put_state(SourceState(FAILED, f"{type(exc).__name__}: {exc}"))
-        return
-    if buffer.state is None or buffer.state.state not in (ENDED, FAILED):
-        put_state(SourceState(ENDED, "the source has no more flows"))
+    async def run(self, cancelled: Callable[[], bool]) -> None:
+        reader = asyncio.create_task(self._read())
+        loop = asyncio.get_running_loop()
+        next_detect = loop.time() + DETECT_EVERY_S
+        while not reader.done():
+            if cancelled():
+                reader.cancel()
+                break
+            await asyncio.wait({reader}, timeout=HAND_OVER_S)
+            self.hand_over()
+            if self.detector is not None and loop.time() >= next_detect:
+                self.buffer.put_refusals(self.detector.refusals())
+                next_detect = loop.time() + DETECT_EVERY_S
+        try:
+            await reader
+        except asyncio.CancelledError:
+            pass
+        self.hand_over()
+        if self.detector is not None and not cancelled():
+            self.buffer.put_refusals(self.detector.refusals())  # a finite source: the final word on what it held
+
+    async def _read(self) -> None:
+        buffer = self.buffer
+        observe = self.detector.observe if self.detector is not None else None
+        try:
+            async for event in self.source.events():
+                if isinstance(event, SourceState):
+                    self.hand_over()  # what came before the state goes first
+                    buffer.put_state(event)
+                    continue
+                if observe is not None and isinstance(event, Flow):
+                    observe(event)
+                self.pending.append(event)
+                if len(self.pending) >= BATCH:
+                    self.hand_over()
+        except HubbleTuiError as exc:
+            self.hand_over()
+            buffer.put_state(SourceState(FAILED, str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - a broken source must show in the status bar, not kill the UI
+            self.hand_over()
+            buffer.put_state(SourceState(FAILED, f"{type(exc).__name__}: {exc}"))
+            return
+        self.hand_over()
+        if buffer.state is None or buffer.state.state not in (ENDED, FAILED):
+            buffer.put_state(SourceState(ENDED, "the source has no more flows"))

@@ -27,8 +27,8 @@ class LoopbackReplaySource:
 
     def describe(self) -> str:
         pace = "unpaced" if self.speed is None else f"{self.speed:g}x"
-        where = f" on {self.address}" if self.address else ""
-        return f"{self.name}: replay server{where} ({pace}{', looping' if self.loop else ''}) over gRPC"
+        where = f" {self.address}" if self.address else ""
+        return f"{self.name}: gRPC replay{where} ({pace}{', looping' if self.loop else ''})"
 
     async def events(self) -> AsyncIterator[Event | SourceState]:
         yield SourceState(CONNECTING, "starting the replay server")

@@ -19,7 +19,7 @@ class PodStatus:
     trouble: bool
 
     def __str__(self) -> str:
-        return f"{self.text} ({self.restarts} restarts)" if self.restarts else self.text
+        return f"{self.text} {self.restarts} restarts" if self.restarts else self.text
 
 
 def pod_status(cluster: ClusterState | None, namespace: str, pod: str) -> PodStatus | None:

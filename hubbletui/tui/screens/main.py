@@ -15,9 +15,9 @@ from hubbletui.flows.store import Changes, RowKey
 from hubbletui.tui.cells import clock_time
 from hubbletui.tui.flowlines import POD_COLUMNS, ROW_COLUMNS, log_line, pod_cells, row_cells
 from hubbletui.tui.pod_status import pod_status
+from hubbletui.tui.widgets.key_bar import KeyBar
 from hubbletui.tui.widgets.keyed_table import KeyedTable
 from hubbletui.tui.widgets.prompt import Prompt
-from hubbletui.tui.widgets.key_bar import KeyBar
 from hubbletui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:

@@ -51,7 +51,7 @@ class PolicyScreen(Screen):
             body.update(title + Text(NO_CLUSTER, style="yellow"))
             return
         body.update(title + Text("reading the policy graph…", style="italic dim"))
-        self.run_worker(lambda: policy_view(self.hubble.engine, self.ref, self.endpoint), name="policy",
+        self.run_worker(lambda: policy_view(self.hubble.policy_graph(), self.ref, self.endpoint), name="policy",
                         group="policy",
                         thread=True, exclusive=True, exit_on_error=False)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-
 KEY_STYLE = "bold orange1"
 
 

@@ -32,13 +32,21 @@ class StatusInfo:
 
 
 def render_status(info: StatusInfo) -> Text:
+    """Following or paused first (the state keys change), then the source, rates, counts and what went missing."""
     sep = (" │ ", "dim")
+    parts: list[tuple[str, str] | str] = []
+    if info.following:
+        parts.append(("▶ FOLLOWING", "bold green"))
+    else:
+        parts.append(("■ PAUSED", "bold yellow"))
+        if info.unseen:
+            parts.append((f" +{info.unseen:,} new", "yellow"))
     state = info.state
     name = state.state if state else CONNECTING
-    parts: list[tuple[str, str] | str] = [("● ", _STATE_STYLE.get(name, "")), printable(info.source), " ",
-                                          (name, _STATE_STYLE.get(name, ""))]
+    style = _STATE_STYLE.get(name, "")
+    parts += [sep, ("● ", style), printable(info.source), " ", (name, style)]
     if state and state.detail and name != STREAMING:
-        parts.append((f": {printable(state.detail)}", _STATE_STYLE.get(name, "")))
+        parts.append((f": {printable(state.detail)}", style))
     parts += [sep, (rate_label(info.flows_per_s), "bold"), " flows/s ",
               (rate_label(info.drops_per_s), "bold red" if info.drops_per_s else "bold"), " drops/s",
               sep, f"{info.flows_total:,} flows"]
@@ -52,13 +60,6 @@ def render_status(info: StatusInfo) -> Text:
         parts += [sep, (f"nodes unavailable: {nodes}{more}", "bold yellow")]
     if info.scope:
         parts += [sep, ("filter ", "dim"), (printable(info.scope), "cyan")]
-    parts.append(sep)
-    if info.following:
-        parts.append(("▶ FOLLOWING", "bold green"))
-    else:
-        parts.append(("■ PAUSED", "bold yellow"))
-        if info.unseen:
-            parts.append((f" +{info.unseen:,} new", "yellow"))
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
 
 
