@@ -13,7 +13,7 @@ from hubbletui.cluster.model import ClusterState
 from hubbletui.flows.model import LostEvents, NodeStatus
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.tui.analysis import NO_CLUSTER
-from hubbletui.tui.app import FLOWS_ONLY, create_app
+from hubbletui.tui.app import FLOWS_ONLY, HubbleApp, create_app
 from hubbletui.tui.feed import FeedBuffer
 from hubbletui.tui.keys import KEYS
 from hubbletui.tui.screens.detail import DropDetailScreen
@@ -277,3 +277,12 @@ def test_the_buffer_drops_the_oldest_and_counts():
     assert buffer.dropped == 5 and buffer.received == 10
     taken = buffer.drain(2) + buffer.drain(10)
     assert [f.time_ns for f in taken] == [T0 + i * 10**9 for i in range(5, 10)]
+
+
+def test_every_binding_is_in_the_help_table():
+    shown = {"question_mark": "?", "slash": "/", "colon": ":", "escape": "esc"}
+    documented = " ".join(key for _, key, _ in KEYS).split()
+    for holder in (HubbleApp, MainScreen, DropDetailScreen, PolicyScreen):
+        for binding in holder.BINDINGS:
+            for key in binding.key.split(","):
+                assert shown.get(key, key) in documented, f"{holder.__name__}: {key} is not in keys.KEYS"

@@ -59,6 +59,9 @@ def needs_renaming(obj: dict) -> bool:
     A writer uses one style throughout, and every camel-styled flow line has such keys on the levels checked
     here (nodeName, trafficDirection, eventType, isReply, podName, ...), so key-set checks in C suffice.
     """
+    flow = obj.get("flow")
+    if type(flow) is dict and ("node_name" in flow or "traffic_direction" in flow):
+        return False  # a proto-style name: writers use one style throughout
     if not _CAMEL_KEYS.isdisjoint(obj):
         return True
     for key in ("flow", "node_status", "lost_events"):
@@ -85,10 +88,13 @@ def to_proto_names(value):
 # JSON
 
 
+_NO_DICT: dict = {}
+
+
 def _time_ns(value) -> int:
     if not value:
         return 0
-    if isinstance(value, str):
+    if type(value) is str:
         return parse_rfc3339_ns(value)
     raise DecodeError(f"time must be an RFC 3339 string, not {type(value).__name__}")
 
@@ -123,7 +129,9 @@ def _remember(key: tuple[int, str, str], endpoint: Endpoint) -> None:
 def _endpoint(ep, ip: str) -> Endpoint:
     if not ep:
         return Endpoint("", "", (), 0, (), ip, "")
-    identity = _int(ep.get("identity", 0))
+    identity = ep.get("identity", 0)
+    if type(identity) is not int:
+        identity = int(identity)
     key = (identity, ep.get("pod_name", ""), ip)
     cached = _EP_CACHE.get(key)
     if cached is not None:
@@ -155,10 +163,24 @@ def _l7(rec) -> L7 | None:
     return L7(kind, "", "", "", 0, latency)
 
 
+_JSON_FLAGS: dict[tuple, tuple[str, ...]] = {}
+
+
+def _json_flags(fl: dict) -> tuple[str, ...]:
+    key = tuple(fl.items())
+    flags = _JSON_FLAGS.get(key)
+    if flags is None:
+        flags = _JSON_FLAGS[key] = tuple(k for k in TCP_FLAG_ORDER if fl.get(k))
+    return flags
+
+
 def flow_from_dict(f: dict, node: str = "", time_ns: int = 0, raw=None) -> Flow:
-    """A Flow from the `flow` object of a jsonpb line (proto field names)."""
+    """A Flow from the `flow` object of a jsonpb line (proto field names).
+
+    Hot path: dict reads only where the field can matter, helpers inlined where a call would cost more.
+    """
     g = f.get
-    ip = g("IP") or {}
+    ip = g("IP") or _NO_DICT
     src_port = dst_port = 0
     protocol = ""
     flags: tuple[str, ...] = ()
@@ -166,12 +188,14 @@ def flow_from_dict(f: dict, node: str = "", time_ns: int = 0, raw=None) -> Flow:
     if l4:
         protocol, body = next(iter(l4.items()))
         if protocol in ("TCP", "UDP", "SCTP"):
-            src_port = _int(body.get("source_port", 0))
-            dst_port = _int(body.get("destination_port", 0))
+            src_port = body.get("source_port", 0)
+            dst_port = body.get("destination_port", 0)
+            if type(src_port) is not int or type(dst_port) is not int:
+                src_port, dst_port = int(src_port), int(dst_port)
             if protocol == "TCP":
                 fl = body.get("flags")
                 if fl:
-                    flags = tuple(k for k in TCP_FLAG_ORDER if fl.get(k))
+                    flags = _json_flags(fl)
         elif protocol in ("ICMPv4", "ICMPv6"):
             dst_port = _int(body.get("type", 0))
     reason = g("drop_reason_desc")
@@ -181,29 +205,39 @@ def flow_from_dict(f: dict, node: str = "", time_ns: int = 0, raw=None) -> Flow:
     else:
         reason_code = _int(g("drop_reason", 0))
         reason_name = DROP_REASON_NAME.get(reason_code, "") if reason_code else ""
-    et = g("event_type") or {}
+    et = g("event_type") or _NO_DICT
+    et_type, et_sub = et.get("type", 0), et.get("sub_type", 0)
+    if type(et_type) is not int or type(et_sub) is not int:
+        et_type, et_sub = int(et_type), int(et_sub)
     is_reply = g("is_reply")
     if is_reply is None and g("reply"):
         is_reply = True
     ftime = g("time")
+    l7 = g("l7")
+    pmt = g("policy_match_type", 0)
+    verdict = g("verdict", 0)
+    egress_allowed, ingress_allowed = g("egress_allowed_by"), g("ingress_allowed_by")
+    egress_denied, ingress_denied = g("egress_denied_by"), g("ingress_denied_by")
     return Flow(
         _time_ns(ftime) if ftime else time_ns,
-        VERDICT_NAME.get(g("verdict", 0), str(g("verdict"))),
+        VERDICT_NAME.get(verdict) or str(verdict),
         reason_code,
         reason_name,
         DIRECTION_NAME.get(g("traffic_direction", 0), ""),
         _endpoint(g("source"), ip.get("source", "")),
         _endpoint(g("destination"), ip.get("destination", "")),
         protocol, src_port, dst_port, flags,
-        _l7(g("l7")),
+        _l7(l7) if l7 else None,
         g("node_name") or node,
         is_reply,
-        _int(et.get("type", 0)), _int(et.get("sub_type", 0)),
+        et_type, et_sub,
         FLOW_TYPE_NAME.get(g("Type", 0), ""),
-        _int(g("policy_match_type", 0)),
+        pmt if type(pmt) is int else int(pmt),
         TRACE_POINT_NAME.get(g("trace_observation_point", 0), ""),
-        _policies(g("egress_allowed_by")), _policies(g("ingress_allowed_by")),
-        _policies(g("egress_denied_by")), _policies(g("ingress_denied_by")),
+        _policies(egress_allowed) if egress_allowed else NO_POLICIES,
+        _policies(ingress_allowed) if ingress_allowed else NO_POLICIES,
+        _policies(egress_denied) if egress_denied else NO_POLICIES,
+        _policies(ingress_denied) if ingress_denied else NO_POLICIES,
         raw if raw is not None else f,
     )
 

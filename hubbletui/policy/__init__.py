@@ -11,6 +11,7 @@ Stable API (other modules, the TUI and `suggest` call these; keep them compatibl
                                                # or a DNS name (world as a toFQDNs rule sees it)
     subject = engine.subject_for_endpoint(flow.source)   # hubbletui.flows.model.Endpoint -> Subject
     result = engine.trace(src, dst, 8080, "TCP")         # REF strings or Subjects; ICMP: port = ICMP type
+                                                         # (nearest=False skips ranking nearest rules: faster)
     result.verdict                    # "allowed" | "denied"
     result.layers                     # [LayerResult egress@src, ingress@dst, (istio@dst when in the mesh)]
     result.deciding_layer             # the first layer that denied, or None
@@ -25,7 +26,8 @@ What-if (for suggestions): a view shares everything that did not change and re-e
 
     view = engine.what_if(upserts=[new_or_changed_obj, ...], deletes=[("NetworkPolicy", "ns", "name"), obj])
     view.trace(...)                   # as above, with the change applied
-    view.newly_allowed()              # [NewlyAllowed(src, dst, ports)]: pairs the change opens (blast radius)
+    view.newly_allowed(limit=None)    # [blast.NewlyAllowed(src, dst, ports: PortSet)]: what the change opens,
+                                      # by workload, compared on every port of both directions
 
 A changed pod template is an upsert of the workload (or pod) with new labels. Views can be nested.
 
@@ -36,8 +38,11 @@ Graph queries (networkx; `hubbletui.policy.graph`):
 
 Explaining drops (`hubbletui.policy.explain`): `explain_flows(engine, flows) -> list[DropGroup]`.
 
-Modules: labels (identity labels, label filter), selectors (endpoint selectors), ports, subjects, rules (the
-compiled form), cilium / k8s (translators), inventory (pods and workloads per namespace), engine, result,
-istio (AuthorizationPolicy and PeerAuthentication, pure) with istio_layer (its place in a trace), graph, explain,
+Explaining drops also has `group_drops(flows, engine)`, `drop_key(flow, engine)`, `explain_group(engine, group)`.
+
+Modules: labels (identity labels, label filter), selectors (endpoint selectors, LabelIndex), ports (clauses,
+PortSet), subjects, rules (the compiled form), cilium / k8s (translators), inventory (pods and workloads per
+namespace), engine, blast (what a what-if view newly allows), result (TraceResult, text), istio
+(AuthorizationPolicy and PeerAuthentication, pure) with istio_layer (its place in a trace), graph, explain,
 drop_reasons.
 """

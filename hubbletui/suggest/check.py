@@ -1,7 +1,8 @@
 """The check every candidate passes before anyone sees it, on a what-if copy of the policy engine:
 
 1. the group's dropped flows become allowed at every layer the fix is for (every pod pair the group saw);
-2. every connection the input shows working stays allowed at every layer that allowed it;
+2. every connection the input shows working stays allowed at every layer that allowed it (re-traced wherever a
+   change could deny: a change that only adds peers or ports to an allow rule cannot);
 3. its blast radius: the (source workload, destination workload, ports) it newly allows beyond the group,
    at Cilium's layers (the engine's `newly_allowed`) and at Istio's where an AuthorizationPolicy changed.
 """
@@ -31,7 +32,7 @@ class CheckResult:
     ok: bool
     failure: str = ""
     blast: BlastRadius = field(default_factory=BlastRadius)
-    outranked: bool = False  # it opens more than ``outranked_at`` pairs: it cannot be shown, so it was not checked on
+    outranked: bool = False  # it opens too much to be shown (see `Checker.check`): not checked any further
 
 
 def _resolve(engine: PolicyEngine, case: DropCase, pair) -> tuple[Subject, Subject]:
@@ -76,7 +77,6 @@ class Checker:
         if failure:
             return CheckResult(False, failure)
         istio_changes = [obj for obj in upserts_of(changes) if obj.get("kind") == "AuthorizationPolicy"]
-        narrowing = [c for c in changes if not c.widens]
         limit = min(BLAST_LIMIT, outranked_at) if outranked_at is not None else BLAST_LIMIT
         pairs = self._cilium_blast(view, limit)
         pairs += self._istio_blast(view, istio_changes, limit - len(pairs)) if len(pairs) < limit else []
@@ -84,14 +84,14 @@ class Checker:
         blast = BlastRadius(tuple(pairs[:limit]), len(pairs) >= limit)
         if outranked_at is not None and len(pairs) >= outranked_at:
             return CheckResult(False, "", blast, outranked=True)
-        failure = self._forwarded(view, narrowing)
+        failure = self._forwarded(view, [c for c in changes if not c.widens])
         if failure:
             return CheckResult(False, failure)
         return CheckResult(True, "", blast)
 
     # 1. the group -------------------------------------------------------------------------------------
     def _group(self, view: PolicyEngine) -> str:
-        for pair, allowed_before in zip(self.endpoint_pairs, self.base_allowed):
+        for pair, allowed_before in zip(self.endpoint_pairs, self.base_allowed, strict=True):
             src, dst = _resolve(view, self.case, pair)
             result = view.trace(src, dst, self.case.port, self.case.protocol)
             for layer in result.layers:

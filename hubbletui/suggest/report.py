@@ -54,8 +54,12 @@ def write_out_dir(groups: list[GroupFixes], out_dir: str | Path) -> list[Path]:
             ("One file per fix; apply one fix per group, the first ranked is the best. Patches are comments "
             "carrying their `kubectl patch` command."), "",
             "| file | fixes | rank | kind | blast radius |", "|---|---|---|---|---|"]
+    used: set[str] = set()
     for group in groups:
         base = slug(group.case)
+        if base in used:  # two groups whose names differ only where a file name cannot
+            base += "-" + hashlib.sha256(repr(group.case.key).encode()).hexdigest()[:8]
+        used.add(base)
         for s in group.suggestions:
             name = f"{base}.{s.rank}-{s.kind}.yaml"
             written.append(write_atomic(folder / name, render_one(group, s)))

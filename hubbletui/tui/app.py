@@ -41,6 +41,7 @@ VIEWS_EVERY_BUSY_S = 1.0  # ... and at most once a second in a flood: DataTable 
 BUSY_FLOWS_PER_S = 2_000  # after any update, and keys must stay quick
 LOG_KEEP = 200  # flows kept for the raw log between redraws (it shows a sample of them)
 MAX_EVENTS_PER_TICK = 5_000  # 50k/s of headroom; beyond that the buffer drops the oldest and says so
+PICKING = "pick: mark fixes with m in a drop's detail; when you quit (q), the marked ones go to stdout"
 FLOWS_ONLY = ("flows only: no cluster given, so pod status, explanations, fixes and mesh refusals are missing "
               "(add --cluster PATH or --live)")
 
@@ -54,7 +55,6 @@ class Collaborators:
     clock: Callable[[], float] = time.time
     notes: tuple[str, ...] = ()  # what is missing and why, shown on the main screen
     out_dir: Path = field(default_factory=Path.cwd)  # where `w` writes fixes
-    pick: bool = False  # `hubbletui pick`: the app returns the marked fixes
     reports: Reports | None = None  # what the source reported (malformed lines), shown as notifications
 
 
@@ -95,6 +95,7 @@ class HubbleApp(App):
         self.scope_ns = ""
         self.scope_pod = ""
         self.query = TextQuery()
+        self._filter_before = ""
         self.marked: dict[str, tuple[Any, Any]] = {}  # pick: suggestion id -> (GroupFixes, Suggestion)
         self.sub_title = self.source.describe()
 
@@ -232,7 +233,7 @@ class HubbleApp(App):
     def on_prompt_done(self, message: Prompt.Done) -> None:
         self.call_after_refresh(self._focus_table)
         if message.mode == FILTER:
-            before = getattr(self, "_filter_before", "")
+            before = self._filter_before
             try:
                 self.set_filter(before if message.value is None else message.value)
             except QueryError as exc:
@@ -315,8 +316,8 @@ def prepare_process() -> None:
 
 
 def refusal_marks(found: list[Any]) -> list[Refusal]:
-    """The detector's confirmed refusals (policy and packets agree) as store marks; a refusal the policy alone
-    predicts is shown in the detail screen's explanation, not counted as a drop."""
+    """The detector's confirmed refusals (policy and packets agree) as store marks. One the policy alone
+    predicts is not counted as a drop; the drop detail of that connection shows the Istio layer denying it."""
     return [Refusal(ConnKey(*r.conn), r.summary, tuple(r.evidence_lines()), r.layer, r) for r in found
             if r.status == REFUSED]
 
@@ -328,10 +329,12 @@ def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engin
     notes = tuple(notes)
     if cluster is None and not notes:
         notes = (FLOWS_ONLY,)
+    if pick:
+        notes += (PICKING,)
     detector = None
     if cluster is not None:
         root = getattr(engine, "istio_root_namespace", DEFAULT_ROOT_NAMESPACE)
         detector = MeshRefusalDetector(cluster, root_namespace=root)
     collab = Collaborators(source=source, cluster=cluster, engine=engine, detector=detector, clock=clock,
-                           notes=notes, out_dir=out_dir or Path.cwd(), pick=pick, reports=reports)
+                           notes=notes, out_dir=out_dir or Path.cwd(), reports=reports)
     return HubbleApp(collab, **app_kwargs)

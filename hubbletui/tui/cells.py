@@ -19,14 +19,10 @@ REFUSED_STYLE = "bold magenta"
 DROP_ROW_STYLE = "red"
 
 
-def safe(text: str, style: str = "") -> Text:
-    """Untrusted text as a Text: never parsed as markup, control characters shown as escapes."""
-    return Text(printable(text), style=style, no_wrap=True, overflow="ellipsis", end="")
-
-
 def cell(text: str, style: str = "") -> Text:
-    """A table cell: `safe` text with its own one-space margin. Tables draw cells without padding, which
-    halves what DataTable spends re-rendering them (it redraws every visible cell after any update)."""
+    """Untrusted text as a table cell with its own one-space margin: never parsed as markup, control characters
+    shown as escapes. Tables draw cells without padding, which halves what DataTable spends re-rendering them
+    (it redraws every visible cell after any update)."""
     return Text(" " + printable(text), style=style, no_wrap=True, overflow="ellipsis", end="")
 
 
