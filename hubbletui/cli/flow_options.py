@@ -84,7 +84,8 @@ def server_options(func: Callable) -> Callable:
                      help=f"Hubble address: host:port, tls://host:port or unix:///path (default {DEFAULT_SERVER}, "
                           "env HUBBLE_SERVER)"),
         click.option("--tls", is_flag=True, help="use TLS (implied by a tls:// server address)"),
-        click.option("--tls-allow-insecure", is_flag=True, help="do not verify the server certificate"),
+        click.option("--tls-allow-insecure", is_flag=True,
+                     help="trust whatever certificate the server shows (fetched unverified, with a warning)"),
         click.option("--tls-ca-cert-files", multiple=True, type=click.Path(dir_okay=False),
                      help="PEM CA certificates to verify the server with (repeatable)"),
         click.option("--tls-client-cert-file", type=click.Path(dir_okay=False), help="client certificate (mTLS)"),

@@ -6,22 +6,16 @@ so that every attempt starts from a fresh connection rather than from a channel'
 
 from __future__ import annotations
 
-import os
+import asyncio
+import socket
+import ssl
+from dataclasses import dataclass
 
-# gRPC's C core logs handshake failures straight to stderr; we report them ourselves as one line. The variable
-# only works when set before grpc is first imported.
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+import grpc
 
-import asyncio  # noqa: E402
-import socket  # noqa: E402
-import ssl  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import grpc  # noqa: E402
-
-from hubbletui import __version__  # noqa: E402
-from hubbletui.errors import HubbleTuiError, UnreachableError  # noqa: E402
-from hubbletui.render.safe import printable  # noqa: E402
+from hubbletui import __version__
+from hubbletui.errors import HubbleTuiError, UnreachableError
+from hubbletui.render.safe import printable
 
 DEFAULT_SERVER = "localhost:4245"
 
