@@ -170,15 +170,8 @@ def test_a_fix_checked_on_a_what_if_view_admits_the_refused_source(detector):
 
 
 # A stale snapshot: the pods were replaced (new names) or are gone. The engine's subject_for_endpoint stands in
-# the workload (kind "pod", obj = the Deployment) or, with no workload either, a subject made from Hubble's
-# labels (kind "flow"). istio_layer does not yet read either: pod_like() returns the Deployment itself, so
-# AuthorizationPolicy selectors see its (empty) metadata labels, and membership() is None for "flow" subjects.
-# Strict xfail: when istio_layer learns them, these pass and the markers must go.
-STALE = pytest.mark.xfail(strict=True, reason="istio_layer: pod_like() ignores a stand-in's pod template; "
-                                              "membership() skips subjects made from Hubble labels")
-
-
-@STALE
+# the workload (its pod template) or, with no workload either, a subject made from Hubble's labels; the refusal
+# must still be found from either.
 @pytest.mark.parametrize("gone", [("Pod",), ("Pod", "Deployment")])
 def test_stale_snapshot_still_finds_the_refusals(state, events, gone):
     for kind in gone:

@@ -29,6 +29,8 @@ def cluster_options(func: Callable) -> Callable:
 
 def engine_options(func: Callable) -> Callable:
     """How the cluster's Cilium and Istio are configured, where it differs from their defaults."""
+    func = click.option("--cluster-name", default="default", show_default=True, metavar="NAME",
+                        help="Cilium's cluster.name (identities carry io.cilium.k8s.policy.cluster=NAME).")(func)
     func = click.option("--istio-root-namespace", default="istio-system", show_default=True, metavar="NS",
                         help="Istio's root namespace (its AuthorizationPolicies apply mesh-wide).")(func)
     func = click.option("--enforcement-mode", type=click.Choice(["default", "always", "never"]),
@@ -76,4 +78,5 @@ def build_engine(kwargs: dict, state: ClusterState):
     from hubbletui.policy.engine import PolicyEngine
 
     return PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
-                        istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"))
+                        istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
+                        cluster_name=kwargs.pop("cluster_name", "default"))

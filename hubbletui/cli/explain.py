@@ -61,7 +61,9 @@ def render_text(groups: list[DropGroup]) -> str:
     for group in groups:
         flag = "  [DISAGREEMENT]" if group.status == DISAGREEMENT else ""
         lines.append(f"{p(group.key.text())}: {group.flows} flows, {_when(group)}{flag}")
-        if group.layer:
+        if group.layer == "istio":
+            lines.append("  refused by Istio: Cilium forwarded it, the destination's sidecar said no")
+        elif group.layer:
             lines.append(f"  dropped at {group.layer}")
         lines.append(f"  {p(group.explanation)}")
         layer = group.trace.layer(group.layer) if group.trace and group.layer else None

@@ -4,6 +4,8 @@ say why each group was dropped.
 A policy drop is traced through the engine at the layer Hubble names (`traffic_direction`). When the engine
 would allow what Hubble dropped for a policy reason, the group is a *disagreement* (a stale snapshot, or a rule
 we do not model) and says so, never hides it. Other drops are explained by what their reason means.
+Connections Hubble forwarded but Istio's sidecar refuses (issue 7) are drops too: they join as groups of
+layer "istio" (see mesh_refusals.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Flow
 from hubbletui.policy import drop_reasons
 from hubbletui.policy.engine import PolicyEngine
+from hubbletui.policy.mesh_refusals import LAYER, MeshRefusal, MeshRefusalDetector
 from hubbletui.policy.result import ALLOWED, TraceResult
 
 EXPLAINED, DISAGREEMENT, NOT_POLICY, UNRESOLVED = "explained", "disagreement", "not-policy", "unresolved"
@@ -48,6 +51,7 @@ class DropGroup:
     reason: drop_reasons.DropReasonInfo | None = None
     notes: list[str] = field(default_factory=list)
     directions: set[str] = field(default_factory=set)  # every traffic_direction seen in the group
+    refusal: MeshRefusal | None = None  # layer "istio": the refusal this group stands for
 
     @property
     def is_disagreement(self) -> bool:
@@ -62,7 +66,8 @@ class DropGroup:
                 "sample": {"source": self.sample.source.ref, "destination": self.sample.destination.ref,
                            "direction": self.sample.direction or None, "node": self.sample.node or None,
                            "time_ns": self.sample.time_ns},
-                "trace": self.trace.to_dict() if self.trace else None, "notes": self.notes}
+                "trace": self.trace.to_dict() if self.trace else None, "notes": self.notes,
+                "istio": self.refusal.to_dict() if self.refusal else None}
 
 
 def drop_key(flow: Flow, engine: PolicyEngine | None = None, cache: dict | None = None) -> DropKey:
@@ -168,6 +173,34 @@ def _compare_attribution(group: DropGroup, flow: Flow, ours, reason_name: str) -
             group.notes.append(f"Hubble attributes the drop to {ref.ref}, which the engine does not find matching")
 
 
+def refusal_group(refusal: MeshRefusal, sample: Flow) -> DropGroup:
+    """A mesh refusal as a drop group of layer "istio"."""
+    evidence = refusal.evidence
+    group = DropGroup(DropKey(*refusal.key), refusal.count, evidence.first_ns or sample.time_ns,
+                      evidence.last_ns or sample.time_ns, sample, status=EXPLAINED, explanation=refusal.summary,
+                      layer=LAYER, notes=[line.removeprefix("note: ") for line in refusal.detail_lines()],
+                      refusal=refusal)
+    if refusal.confidence != "high":
+        group.notes.append("low confidence: the policy refuses this, but the flows show no refusal yet")
+    return group
+
+
 def explain_flows(engine: PolicyEngine, flows: Iterable) -> list[DropGroup]:
-    """Group every dropped flow and explain each group."""
-    return [explain_group(engine, group) for group in group_drops(flows, engine)]
+    """Group every dropped flow and every connection Istio refuses, and explain each group."""
+    events = list(flows)
+    groups = [explain_group(engine, group) for group in group_drops(events, engine)]
+    detector = MeshRefusalDetector(engine)
+    detector.observe_events(events)
+    refusals = detector.refusals()
+    if refusals:
+        samples = {}
+        for event in events:
+            if isinstance(event, Flow) and not event.is_drop:
+                samples.setdefault((event.source.workload_ref, event.destination.workload_ref, event.dst_port),
+                                   event)
+        for refusal in refusals:
+            sample = samples.get((refusal.source, refusal.destination, refusal.port))
+            if sample is not None:
+                groups.append(refusal_group(refusal, sample))
+        groups.sort(key=lambda g: (-g.flows, g.key))
+    return groups
