@@ -12,6 +12,7 @@ from textual.command import CommandPalette
 from hubbletui.cluster.model import ClusterState
 from hubbletui.flows.model import LostEvents, NodeStatus
 from hubbletui.policy.engine import PolicyEngine
+from hubbletui.sources.base import RETRYING, SourceState
 from hubbletui.tui.analysis import NO_CLUSTER
 from hubbletui.tui.app import FLOWS_ONLY, HubbleApp, create_app
 from hubbletui.tui.feed import FeedBuffer
@@ -74,8 +75,10 @@ async def test_drops_are_ranked_and_the_status_bar_counts():
             assert part in status
         assert FLOWS_ONLY in str(app.screen.query_one("#notes").render())
         app.feed.dropped = 1234  # as the worker thread counts them when the UI falls behind
-        await pilot.pause(0.2)
+        source.push([SourceState(RETRYING, "retrying in 1.5 s: UNAVAILABLE: connection refused")])
+        await pilot.pause(0.3)
         assert "buffer dropped 1,234" in status_text(app)
+        assert "pushed flows retrying in 1.5 s: UNAVAILABLE: connection refused" in status_text(app)
 
 
 async def test_pause_keeps_counting_and_follow_catches_up():

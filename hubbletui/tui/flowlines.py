@@ -11,8 +11,8 @@ from hubbletui.render.flowtext import endpoint_text, event_type_text, summary_te
 from hubbletui.tui.cells import DROP_ROW_STYLE, REFUSED_STYLE, VERDICT_STYLE, Num, Stamp, cell
 from hubbletui.tui.pod_status import PodStatus
 
-POD_COLUMNS = [("rank", "#", 3), ("pod", "POD", 30), ("ns", "NAMESPACE", 11), ("drops", "DROPS", 5),
-               ("rate", "/MIN", 4), ("last", "LAST SEEN", 9), ("peer", "TOP PEER", 23), ("port", "PORT", 8),
+POD_COLUMNS = [("rank", "#", 3), ("pod", "POD", 29), ("ns", "NAMESPACE", 11), ("drops", "DROPS", 5),
+               ("rate", "/MIN", 4), ("last", "LAST SEEN", 9), ("peer", "TOP PEER", 22), ("port", "PORT", 8),
                ("status", "POD STATUS", 27), ("mesh", "MESH", 11)]
 ROW_COLUMNS = [("rank", "#", 4), ("src", "SOURCE", 30), ("dst", "DESTINATION", 30), ("port", "PORT", 10),
                ("verdict", "VERDICT", 10), ("reason", "REASON", 22), ("count", "COUNT", 8),

@@ -44,9 +44,9 @@ def render_status(info: StatusInfo) -> Text:
     state = info.state
     name = state.state if state else CONNECTING
     style = _STATE_STYLE.get(name, "")
-    parts += [sep, ("● ", style), printable(info.source), " ", (name, style)]
-    if state and state.detail and name != STREAMING:
-        parts.append((f": {printable(state.detail)}", style))
+    detail = printable(state.detail) if state and state.detail and name != STREAMING else ""
+    said = detail if detail.startswith(name) else f"{name}: {detail}" if detail else name
+    parts += [sep, ("● ", style), printable(info.source), " ", (said, style)]
     parts += [sep, (rate_label(info.flows_per_s), "bold"), " flows/s ",
               (rate_label(info.drops_per_s), "bold red" if info.drops_per_s else "bold"), " drops/s",
               sep, f"{info.flows_total:,} flows"]
