@@ -73,10 +73,11 @@ def report_load(state: ClusterState) -> None:
         click.echo(f"hubbletui: skipped objects of kinds not modelled: {skipped}", err=True)
 
 
-def build_engine(kwargs: dict, state: ClusterState):
-    """Consume the engine flags from ``kwargs`` and build a PolicyEngine over ``state``."""
+def build_engine(kwargs: dict, state: ClusterState, *, follow: bool = False):
+    """Consume the engine flags from ``kwargs`` and build a PolicyEngine over ``state``; ``follow`` keeps the
+    engine current as a live state changes."""
     from hubbletui.policy.engine import PolicyEngine
 
     return PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
                         istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
-                        cluster_name=kwargs.pop("cluster_name", "default"))
+                        cluster_name=kwargs.pop("cluster_name", "default"), follow=follow)

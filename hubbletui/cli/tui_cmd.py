@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hubbletui.cli.cluster_options import cluster_options, engine_options, report_load
+from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, report_load
 from hubbletui.cli.flow_options import build_query, filter_options, require_one_source, server_options, time_options
 from hubbletui.cluster.model import ClusterState
 from hubbletui.errors import ExitCode, HubbleTuiError
@@ -96,7 +96,10 @@ def demo(speed: float, loop: bool, print_fixes: bool, out_dir: Path | None) -> i
     state = _load_snapshot(cluster)
     playlist = Playlist.load(recording, _say)
     source = LoopbackReplaySource(playlist, speed=speed, loop=loop, name="demo")
-    _launch(source, state, _engine(state, {}), notes=(), out_dir=out_dir, pick=False)
+    from hubbletui.demo import CLUSTER_NAME
+
+    _launch(source, state, build_engine({"cluster_name": CLUSTER_NAME}, state), notes=(), out_dir=out_dir,
+            pick=False)
     return ExitCode.OK
 
 
@@ -118,7 +121,7 @@ def _run(kwargs: dict, *, pick: bool) -> list[Any]:
 
     reports = Reports()
     state, notes = _cluster_for_tui(kwargs)
-    engine = _engine(state, kwargs) if state is not None else None
+    engine = build_engine(kwargs, state, follow=state.source.startswith("live")) if state is not None else None
     if input_file:
         query = build_query(kwargs)
         _drop_server_flags(kwargs)
@@ -131,9 +134,8 @@ def _run(kwargs: dict, *, pick: bool) -> list[Any]:
     try:
         return _launch(source, state, engine, notes=notes, out_dir=out_dir, pick=pick, reports=reports)
     finally:
-        stop = getattr(state, "stop", None)
-        if stop is not None:
-            stop()
+        if state is not None:
+            state.stop()
 
 
 def _launch(source, state: ClusterState | None, engine, *, notes, out_dir: Path | None, pick: bool,
@@ -220,14 +222,6 @@ def _load_snapshot(paths) -> ClusterState:
     return state
 
 
-def _engine(state: ClusterState, kwargs: dict):
-    from hubbletui.policy.engine import PolicyEngine
-
-    return PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
-                        istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
-                        follow=bool(getattr(state, "stop", None)))
-
-
 def _demo_scenario() -> tuple[Path, Path]:
     """(recording, cluster snapshot folder) of the built-in scenario."""
     try:
@@ -242,7 +236,9 @@ def _print_demo_fixes(recording: Path, cluster: Path) -> int:
         from hubbletui.suggest.report import print_fixes
     except ImportError as exc:
         raise HubbleTuiError(f"printing fixes needs the suggest module, which this build lacks ({exc})") from None
-    return print_fixes(recording=recording, cluster=cluster)
+    from hubbletui.demo import CLUSTER_NAME
+
+    return print_fixes(recording=recording, cluster=cluster, cluster_name=CLUSTER_NAME)
 
 
 def _write_picked(picked: list[Any]) -> None:

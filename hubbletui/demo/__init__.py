@@ -20,6 +20,7 @@ from hubbletui.errors import HubbleTuiError
 
 RECORDING = "flows.jsonl"
 CLUSTER = "cluster"
+CLUSTER_NAME = "demo"  # Cilium's cluster.name in the scenario: its flows carry io.cilium.k8s.policy.cluster=demo
 
 
 def scenario_dir() -> Path:

@@ -83,14 +83,14 @@ def say_unfixed(groups: list[GroupFixes], other_drops: int) -> None:
               file=sys.stderr)
 
 
-def print_fixes(recording, cluster) -> int:
+def print_fixes(recording, cluster, cluster_name: str = "default") -> int:
     """`hubbletui demo --print-fixes`: the best fix of every group of the scenario, as YAML on stdout."""
     from hubbletui.cluster.snapshot import load_snapshot
     from hubbletui.flows.recording import read_events
     from hubbletui.policy.engine import PolicyEngine
     from hubbletui.suggest.fixes import suggest_groups
 
-    engine = PolicyEngine(load_snapshot(cluster))
+    engine = PolicyEngine(load_snapshot(cluster), cluster_name=cluster_name)
     groups, other = suggest_groups(engine, read_events(str(recording)), top=1)
     say_unfixed(groups, other)
     sys.stdout.write(render_yaml(groups))
