@@ -99,3 +99,11 @@ def test_serve_reports_a_missing_recording_and_a_busy_port(recording, tmp_path):
     with Serve(str(recording), "--no-pacing") as serve:
         proc = run_cli("serve", str(recording), "--listen", serve.address)
     assert proc.returncode == 1 and f"cannot listen on {serve.address}" in proc.stderr.decode()
+
+
+def test_a_malformed_listen_address_is_refused_not_replaced():
+    from conftest import run_cli
+
+    for listen in ("127.0.0.1:99999", "4245", "127.0.0.1:http"):
+        proc = run_cli("serve", "tests/fixtures/flows/policy_denied_egress.jsonl", "--listen", listen, timeout=30)
+        assert proc.returncode == 2 and b"HOST:PORT" in proc.stderr, proc.stderr

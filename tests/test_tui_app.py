@@ -21,7 +21,7 @@ from hubbletui.tui.screens.detail import DropDetailScreen
 from hubbletui.tui.screens.help import HelpScreen
 from hubbletui.tui.screens.main import MainScreen
 from hubbletui.tui.screens.policy import PolicyScreen
-from hubbletui.tui.widgets.keyed_table import KeyedTable
+from hubbletui.tui.widgets.live_table import LiveTable
 from hubbletui.tui.widgets.status_bar import StatusBar
 from tui_support import T0, PushSource, mkflow, prompt, settle
 
@@ -49,8 +49,8 @@ def story_flows(exporter_drops: int = 10, prometheus_drops: int = 3) -> list:
 
 
 def pod_ids(app) -> list[str]:
-    table = app.screen.query_one("#pods", KeyedTable)
-    return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+    table = app.screen.query_one("#pods", LiveTable)
+    return table.row_ids
 
 
 def status_text(app) -> str:
@@ -66,7 +66,7 @@ async def test_drops_are_ranked_and_the_status_bar_counts():
                      NodeStatus(T0, "NODE_UNAVAILABLE", ("worker-2",), "", "", None)])
         await settle(pilot, app, 18)
         assert pod_ids(app) == [EXPORTER, "monitoring/prometheus-0"]
-        table = app.screen.query_one("#pods", KeyedTable)
+        table = app.screen.query_one("#pods", LiveTable)
         assert table.get_cell(EXPORTER, "drops").value == 10
         assert table.get_cell(EXPORTER, "peer").plain.strip() == "→ database/fdb-0"
         assert table.get_cell(EXPORTER, "status").plain.strip() == "no cluster"
@@ -87,7 +87,7 @@ async def test_pause_keeps_counting_and_follow_catches_up():
     async with app.run_test(size=SIZE) as pilot:
         source.push(story_flows(exporter_drops=4))
         await settle(pilot, app, 12)
-        table = app.screen.query_one("#pods", KeyedTable)
+        table = app.screen.query_one("#pods", LiveTable)
         await pilot.press("space")
         source.push([mkflow(t=50 + i) for i in range(6)])
         await settle(pilot, app, 18)
@@ -114,7 +114,7 @@ async def test_filter_by_namespace_verdict_and_text():
         assert "filter ns:monitoring" in status_text(app)
         await pilot.press("2")
         await pilot.pause(0.2)
-        rows = app.screen.query_one("#rows", KeyedTable)
+        rows = app.screen.query_one("#rows", LiveTable)
         assert rows.row_count == 1
         log = app.screen.query_one("#log")  # the raw log under the table, filtered alike
         assert len(log.lines) == 3 and all("prometheus-0" in line.text for line in log.lines)
@@ -216,7 +216,7 @@ async def test_drill_in_explains_per_layer_and_shows_pod_status():
     async with app.run_test(size=SIZE) as pilot:
         source.push(story_flows())
         await settle(pilot, app, 18)
-        table = app.screen.query_one("#pods", KeyedTable)
+        table = app.screen.query_one("#pods", LiveTable)
         assert table.get_cell(EXPORTER, "status").plain.strip() == "CrashLoopBackOff 7 restarts"
         await pilot.press("enter")
         deadline = time.monotonic() + 5

@@ -23,7 +23,7 @@ from hubbletui.sources.recording_source import RecordingSource
 from hubbletui.tui.app import create_app
 from hubbletui.tui.loopback import LoopbackReplaySource
 from hubbletui.tui.screens.detail import DropDetailScreen
-from hubbletui.tui.widgets.keyed_table import KeyedTable
+from hubbletui.tui.widgets.live_table import LiveTable
 from tui_support import prompt, settle
 
 SIZE = (160, 44)
@@ -71,8 +71,8 @@ async def until(pilot, check, timeout: float = 15.0) -> None:
 
 
 def pod_ids(app) -> list[str]:
-    table = app.screen.query_one("#pods", KeyedTable)
-    return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+    table = app.screen.query_one("#pods", LiveTable)
+    return table.row_ids
 
 
 async def test_exporter_is_the_top_drop_and_its_first_fix_is_the_label(tmp_path):
@@ -83,7 +83,7 @@ async def test_exporter_is_the_top_drop_and_its_first_fix_is_the_label(tmp_path)
         await pilot.pause(0.3)
         ranked = pod_ids(app)
         assert ranked[0] == OLD_EXPORTER
-        table = app.screen.query_one("#pods", KeyedTable)
+        table = app.screen.query_one("#pods", LiveTable)
         assert re.fullmatch(r"CrashLoopBackOff \d+ restarts", table.get_cell(OLD_EXPORTER, "status").plain.strip())
         # the pod made by the label fix (not in the snapshot): Istio refuses it, and that counts as drops, marked
         new_exporter = next(p for p in ranked if p.startswith("database/fdb-exporter-") and p != OLD_EXPORTER)

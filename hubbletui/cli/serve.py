@@ -39,6 +39,7 @@ def serve(recording, listen, speed, no_pacing, loop, tls_cert_file, tls_key_file
     """
     if speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
+    _check_listen(listen)
     if no_pacing and loop:
         raise click.BadParameter("--loop needs pacing: unpaced, a loop would never end", param_hint="--loop")
     if bool(tls_cert_file) != bool(tls_key_file):
@@ -49,6 +50,15 @@ def serve(recording, listen, speed, no_pacing, loop, tls_cert_file, tls_key_file
     playlist = Playlist.load(recording, _say)
     server = ReplayServer(playlist, listen=listen, speed=None if no_pacing else speed, loop=loop, tls=tls)
     asyncio.run(_serve(server))
+
+
+def _check_listen(listen: str) -> None:
+    """gRPC quietly picks another port for one it cannot parse: refuse a malformed address up front."""
+    if listen.startswith("unix:"):
+        return
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{listen!r} is not HOST:PORT with a port from 0 to 65535", param_hint="--listen")
 
 
 async def _serve(server: ReplayServer) -> None:

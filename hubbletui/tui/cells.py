@@ -21,8 +21,8 @@ DROP_ROW_STYLE = "red"
 
 def cell(text: str, style: str = "") -> Text:
     """Untrusted text as a table cell with its own one-space margin: never parsed as markup, control characters
-    shown as escapes. Tables draw cells without padding, which halves what DataTable spends re-rendering them
-    (it redraws every visible cell after any update)."""
+    shown as escapes. Tables draw cells without padding of their own (for DataTable that halves what a
+    repaint of its cells costs)."""
     return Text(" " + printable(text), style=style, no_wrap=True, overflow="ellipsis", end="")
 
 

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, RichLog, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, Tab, Tabs
 
 from hubbletui.flows.store import Changes, RowKey
 from hubbletui.tui.cells import clock_time
 from hubbletui.tui.flowlines import POD_COLUMNS, ROW_COLUMNS, log_line, pod_cells, row_cells
 from hubbletui.tui.pod_status import pod_status
 from hubbletui.tui.widgets.key_bar import KeyBar
-from hubbletui.tui.widgets.keyed_table import KeyedTable
+from hubbletui.tui.widgets.line_log import LineLog
+from hubbletui.tui.widgets.live_table import LiveTable
 from hubbletui.tui.widgets.prompt import Prompt
 from hubbletui.tui.widgets.status_bar import StatusBar
 
@@ -30,6 +30,14 @@ LOG_LINES = 2_000
 LOG_PER_TICK = 40  # per redraw: at high rates the log shows a sample; the tables count everything
 LOG_BACKFILL = 300
 HEADER_ICON = "◆"  # Textual's default icon is not in Fira Code
+
+
+class ViewTabs(Tabs):
+    """The view tabs, whose underline jumps rather than slides: sliding repaints the bar some 18 times per
+    switch, frames the event loop owes the flood and the next key."""
+
+    def _highlight_active(self, animate: bool = True) -> None:
+        super()._highlight_active(animate=False)
 
 
 class MainScreen(Screen):
@@ -48,6 +56,7 @@ class MainScreen(Screen):
         self._cluster_generation = -1
         self._rates_drawn = 0.0
         self.flow_order = "count"
+        self._log_shown = True  # `l` hides the raw log under the flows
 
     @property
     def hubble(self) -> HubbleApp:
@@ -56,13 +65,12 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header(icon=HEADER_ICON)
         yield Static(id="notes")
-        with TabbedContent(initial="drops"):
-            with TabPane("Drops by pod", id="drops"):
-                yield KeyedTable(POD_COLUMNS, id="pods")
-            with TabPane("Flows", id="flows"):
-                with Vertical():
-                    yield KeyedTable(ROW_COLUMNS, id="rows")
-                    yield RichLog(id="log", max_lines=LOG_LINES, markup=False, highlight=False, wrap=False)
+        # A tab bar over sibling widgets rather than TabbedContent: switching views re-lays the screen out and
+        # repaints what it covers, and every container level under a view is one more full-size layer to paint
+        yield ViewTabs(Tab("Drops by pod", id="drops"), Tab("Flows", id="flows"), id="tabs")
+        yield LiveTable(POD_COLUMNS, id="pods")
+        yield LiveTable(ROW_COLUMNS, id="rows", classes="flows-view")
+        yield LineLog(LOG_LINES, id="log", classes="flows-view")
         yield Prompt(id="prompt")
         yield StatusBar(id="status")
         yield KeyBar()
@@ -74,14 +82,14 @@ class MainScreen(Screen):
         widget = self.query_one("#notes", Static)
         widget.display = bool(notes)
         widget.update(Text("\n".join(notes), style="yellow"))
-        self.query_one("#pods", KeyedTable).focus()
+        self.query_one("#pods", LiveTable).focus()
 
     # ---------------------------------------------------------------------------------------------------
     # keeping the views current
 
     @property
     def active_tab(self) -> str:
-        return self.query_one(TabbedContent).active
+        return self.query_one(Tabs).active or "drops"
 
     def refresh_views(self, changes: Changes | None, flows: list | None = None) -> None:
         """Bring the visible tab up to date; ``changes`` None means redraw everything."""
@@ -101,9 +109,8 @@ class MainScreen(Screen):
         self._cluster_generation = generation
         now = store.latest_ns
         where = None if app.query.is_empty else app.query.match_pod
-        table = self.query_one("#pods", KeyedTable)
-        pods = _with_lingering(store.ranked_pods(MAX_POD_ROWS, where), lambda p: p.ref, table,
-                               store.pods.get, where, store.pod_rank(), MAX_POD_ROWS)
+        table = self.query_one("#pods", LiveTable)
+        pods = store.ranked_pods(MAX_POD_ROWS, where)
 
         def cells(pod):
             return pod_cells(pod, now, pod_status(cluster, pod.namespace, pod.pod), cluster is not None)
@@ -122,15 +129,13 @@ class MainScreen(Screen):
             return
         where = None if app.query.is_empty else app.query.match_row
         store = app.store
-        table = self.query_one("#rows", KeyedTable)
-        rows = _with_lingering(store.top_rows(MAX_FLOW_ROWS, where, self.flow_order), lambda r: r.key.as_id(), table,
-                               lambda row_id: store.rows.get(RowKey.from_id(row_id)), where,
-                               store.row_rank(self.flow_order), MAX_FLOW_ROWS)
+        table = self.query_one("#rows", LiveTable)
+        rows = store.top_rows(MAX_FLOW_ROWS, where, self.flow_order)
         dirty = (lambda row: True) if changes is None else (lambda row: row.key in changes.rows)
         table.sync([(r.key.as_id(), r) for r in rows], row_cells, dirty)
 
     def _log_flows(self, flows: list) -> None:
-        log = self.query_one("#log", RichLog)
+        log = self.query_one("#log", LineLog)
         if not log.display or not flows:
             return
         query = self.hubble.query
@@ -142,36 +147,37 @@ class MainScreen(Screen):
             lines.append(Text(f"… {skipped:,} flows not shown (the tables count them all)", style="dim italic"))
             flows = flows[-LOG_PER_TICK:]
         lines += [log_line(flow, clock_time(flow.time_ns)) for flow in flows]
-        _write_lines(log, lines)
+        log.write_lines(lines)
 
     def backfill_log(self) -> None:
-        log = self.query_one("#log", RichLog)
+        log = self.query_one("#log", LineLog)
         log.clear()
         query = self.hubble.query
         where = None if query.is_empty else (lambda f: query.match_flow(f, self.hubble.is_refused))
         flows = self.hubble.store.recent_flows(LOG_BACKFILL, where)
-        _write_lines(log, [log_line(flow, clock_time(flow.time_ns)) for flow in flows])
-
-    def reset_tables(self) -> None:
-        self.query_one("#pods", KeyedTable).reset()
-        self.query_one("#rows", KeyedTable).reset()
+        log.write_lines(log_line(flow, clock_time(flow.time_ns)) for flow in flows)
 
     # ---------------------------------------------------------------------------------------------------
     # actions
 
     def focus_table(self) -> None:
-        self.query_one("#rows" if self.active_tab == "flows" else "#pods", KeyedTable).focus()
+        self.query_one("#rows" if self.active_tab == "flows" else "#pods", LiveTable).focus()
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        flows = event.tab.id == "flows"
+        self.query_one("#pods").display = not flows
+        self.query_one("#rows").display = flows
+        self.query_one("#log").display = flows and self._log_shown
         self.focus_table()
         self.hubble.redraw()
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        self.query_one(Tabs).active = tab
 
     def action_toggle_log(self) -> None:
-        log = self.query_one("#log", RichLog)
-        log.display = not log.display
+        self._log_shown = not self._log_shown
+        log = self.query_one("#log", LineLog)
+        log.display = self._log_shown and self.active_tab == "flows"
         if log.display:
             self.hubble.redraw()
 
@@ -185,10 +191,10 @@ class MainScreen(Screen):
         self.hubble.set_filter("")
 
     def selected_pod(self) -> str | None:
-        return self.query_one("#pods", KeyedTable).selected_id
+        return self.query_one("#pods", LiveTable).selected_id
 
     def selected_row(self) -> RowKey | None:
-        row_id = self.query_one("#rows", KeyedTable).selected_id
+        row_id = self.query_one("#rows", LiveTable).selected_id
         return RowKey.from_id(row_id) if row_id else None
 
     def action_drill(self) -> None:
@@ -201,7 +207,7 @@ class MainScreen(Screen):
             if ref is not None:
                 self.hubble.open_pod(ref)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_live_table_selected(self, event: LiveTable.Selected) -> None:
         event.stop()
         self.action_drill()
 
@@ -218,27 +224,3 @@ class MainScreen(Screen):
             self.notify("select a pod first", severity="warning", timeout=3, markup=False)
             return
         self.hubble.open_policy(ref, endpoint)
-
-
-def _write_lines(log: RichLog, lines: list[Text]) -> None:
-    """One write for many lines (each write re-lays the screen out), at their own width: RichLog would measure
-    them against the console and cut them; the log scrolls sideways instead."""
-    if lines:
-        block = Text("\n", no_wrap=True, end="").join(lines)
-        log.write(block, width=max(line.cell_len for line in lines))
-
-
-def _with_lingering(top: list, row_id, table: KeyedTable, lookup, where, rank, limit: int) -> list:
-    """``top`` plus the rows the table shows that fell just out of it, at the bottom in rank order, until the
-    table would be a quarter over ``limit``. At high rates rows near the cut-off swap places all the time, and
-    every row that comes or goes makes Textual lay the whole screen out again."""
-    in_top = {row_id(record) for record in top}
-    lingering = []
-    for shown in table.shown_ids:
-        if shown not in in_top:
-            record = lookup(shown)
-            if record is not None and (where is None or where(record)):
-                lingering.append(record)
-    if not lingering or len(top) + len(lingering) > limit + limit // 4:
-        return top
-    return top + sorted(lingering, key=rank, reverse=True)

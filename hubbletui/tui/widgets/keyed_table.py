@@ -4,6 +4,9 @@ Each sync compares the wanted rows with what is shown: changed cells are updated
 added, the order fixed with one `sort` on the rank column, and the cursor kept on the same key. Rows that
 left are removed one by one only when they are few; when many left, the table is rebuilt in one go (DataTable
 re-indexes every row on each `remove_row`, so trimming row by row is quadratic).
+
+For the drop detail's few rows. DataTable repaints every visible cell after any update, so the main screen's
+tables, updated while flows stream, are `LiveTable`s instead.
 """
 
 from __future__ import annotations
@@ -34,10 +37,6 @@ class KeyedTable(DataTable):
             right = key in _RIGHT
             self.add_column(Text(f"{label} " if right else f" {label}", style="bold",
                                  justify="right" if right else "left"), key=key, width=width + 2)
-
-    @property
-    def shown_ids(self) -> list[str]:
-        return list(self._shown)
 
     @property
     def selected_id(self) -> str | None:
@@ -81,11 +80,6 @@ class KeyedTable(DataTable):
             self._order = wanted_ids
             if keep_cursor is not None and keep_cursor in self._shown:
                 self.move_cursor(row=self.get_row_index(keep_cursor), animate=False, scroll=False)
-
-    def reset(self) -> None:
-        self.clear()
-        self._shown.clear()
-        self._order = []
 
 
 def _same(a: object, b: object) -> bool:
