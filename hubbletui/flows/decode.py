@@ -89,6 +89,9 @@ def to_proto_names(value):
 
 
 _NO_DICT: dict = {}
+# tuple.__new__ on the field values skips the Python-level __new__ a NamedTuple generates (a third of the cost of
+# building a Flow); the values are given in field order, as Flow(...) would take them.
+_new_flow = tuple.__new__
 
 
 def _time_ns(value) -> int:
@@ -164,6 +167,16 @@ def _l7(rec) -> L7 | None:
 
 
 _JSON_FLAGS: dict[tuple, tuple[str, ...]] = {}
+_SHARED: dict = {}
+
+
+def _shared(value):
+    """One object for equal values (node names, repeated L7 records): fewer objects kept alive by a store of
+    recent flows, which is what makes the garbage collector's full passes slow."""
+    kept = _SHARED.get(value)
+    if kept is None:
+        kept = _bounded_put(_SHARED, value, value)
+    return kept
 
 
 def _json_flags(fl: dict) -> tuple[str, ...]:
@@ -218,7 +231,7 @@ def flow_from_dict(f: dict, node: str = "", time_ns: int = 0, raw=None) -> Flow:
     verdict = g("verdict", 0)
     egress_allowed, ingress_allowed = g("egress_allowed_by"), g("ingress_allowed_by")
     egress_denied, ingress_denied = g("egress_denied_by"), g("ingress_denied_by")
-    return Flow(
+    return _new_flow(Flow, (
         _time_ns(ftime) if ftime else time_ns,
         VERDICT_NAME.get(verdict) or str(verdict),
         reason_code,
@@ -227,8 +240,8 @@ def flow_from_dict(f: dict, node: str = "", time_ns: int = 0, raw=None) -> Flow:
         _endpoint(g("source"), ip.get("source", "")),
         _endpoint(g("destination"), ip.get("destination", "")),
         protocol, src_port, dst_port, flags,
-        _l7(l7) if l7 else None,
-        g("node_name") or node,
+        _shared(_l7(l7)) if l7 else None,
+        _shared(g("node_name") or node),
         is_reply,
         et_type, et_sub,
         FLOW_TYPE_NAME.get(g("Type", 0), ""),
@@ -239,7 +252,7 @@ def flow_from_dict(f: dict, node: str = "", time_ns: int = 0, raw=None) -> Flow:
         _policies(egress_denied) if egress_denied else NO_POLICIES,
         _policies(ingress_denied) if ingress_denied else NO_POLICIES,
         raw if raw is not None else f,
-    )
+    ))
 
 
 def event_from_line(line: bytes) -> Flow | NodeStatus | LostEvents | None:
@@ -385,7 +398,7 @@ def flow_from_proto(f: flow_pb2.Flow, node: str = "", raw=None, data: bytes | No
     is_reply = f.is_reply.value if f.HasField("is_reply") else (True if f.reply else None)
     t = f.time
     et = f.event_type
-    return Flow(
+    return _new_flow(Flow, (
         t.seconds * 1_000_000_000 + t.nanos,
         _VERDICT.get(verdict, str(verdict)),
         reason, _DROP.get(reason, str(reason)),
@@ -398,7 +411,7 @@ def flow_from_proto(f: flow_pb2.Flow, node: str = "", raw=None, data: bytes | No
         _FLOW_TYPE.get(f.Type, ""), f.policy_match_type, _TRACE_POINT.get(f.trace_observation_point, ""),
         *(_policy_lists(f) if data is None or _POLICY_TAG_TAIL in data else _NO_POLICY_LISTS),
         raw if raw is not None else f,
-    )
+    ))
 
 
 # The *_allowed_by/*_denied_by fields (21001-21005) are rarely set, yet each read of a repeated field costs
@@ -437,7 +450,7 @@ def event_from_proto(resp: observer_pb2.GetFlowsResponse,
 
 _ResponseDigest = digest_pb2.ResponseDigest
 _CACHE_MAX = 50_000
-_PAIR_CACHE: dict[tuple[bytes, bytes, bytes], tuple[Endpoint, Endpoint]] = {}
+_PAIR_CACHE: dict[bytes, tuple[bytes, bytes, Endpoint, Endpoint]] = {}
 _L4_CACHE: dict[bytes, tuple[str, int, int, tuple[str, ...]]] = {}
 _EVENT_TYPE_CACHE: dict[bytes, tuple[int, int]] = {}
 _L7_CACHE: dict[bytes, L7] = {}  # requests repeat; responses differ mostly by latency, still worth a lookup
@@ -479,18 +492,12 @@ _SECONDS_CACHE: dict[bytes, int] = {}
 
 
 def _timestamp_ns(data: bytes) -> int:
-    """A serialized Timestamp -> ns. Present-day times have one shape: 08 <5-byte varint seconds> 10 <varint
-    nanos>; the seconds part repeats for a whole second of flows and the nanos varint unpacks arithmetically."""
-    if len(data) > 7 and data[0] == 0x08 and data[6] == 0x10 and data[5] < 0x80 and len(data) <= 12:
-        secs = _SECONDS_CACHE.get(data[1:6])
-        if secs is None:
-            secs = _bounded_put(_SECONDS_CACHE, data[1:6], flow_pb2.google_dot_protobuf_dot_timestamp__pb2
-                                .Timestamp.FromString(data[:6]).seconds)
-        x = int.from_bytes(data[7:], "little")
-        nanos = ((x & 0x7F) | ((x >> 1) & 0x3F80) | ((x >> 2) & 0x1FC000) | ((x >> 3) & 0xFE00000)
-                 | ((x >> 4) & 0x7F0000000))
-        return secs * 1_000_000_000 + nanos
+    """A serialized Timestamp -> ns (the general path; _flow_from_digest inlines the common case)."""
     t = flow_pb2.google_dot_protobuf_dot_timestamp__pb2.Timestamp.FromString(data)
+    # remember the seconds only for the shape the fast path reads: a 5-byte seconds varint, then the nanos tag
+    if len(data) > 7 and data[0] == 0x08 and all(b >= 0x80 for b in data[1:5]) and data[5] < 0x80 \
+            and data[6] == 0x10:
+        _bounded_put(_SECONDS_CACHE, data[1:6], t.seconds)
     return t.seconds * 1_000_000_000 + t.nanos
 
 
@@ -498,9 +505,14 @@ def _policies_bytes(entries) -> tuple[PolicyRef, ...]:
     return _pol_pb([flow_pb2.Policy.FromString(e) for e in entries]) if entries else NO_POLICIES
 
 
-def _flow_from_digest(f, node: str, data: bytes) -> Flow:
-    pair_key = (f.IP, f.source, f.destination)
-    src, dst = _PAIR_CACHE.get(pair_key) or _bounded_put(_PAIR_CACHE, pair_key, _endpoints(*pair_key))
+def _flow_from_digest(f, digest, data: bytes) -> Flow:
+    # keyed by the small IP pair; the endpoints' bytes are compared (cheap) rather than hashed (not)
+    ip_bytes, src_bytes, dst_bytes = f.IP, f.source, f.destination
+    pair = _PAIR_CACHE.get(ip_bytes)
+    if pair is None or pair[0] != src_bytes or pair[1] != dst_bytes:
+        pair = _bounded_put(_PAIR_CACHE, ip_bytes,
+                            (src_bytes, dst_bytes, *_endpoints(ip_bytes, src_bytes, dst_bytes)))
+    src, dst = pair[2], pair[3]
     l4_bytes = f.l4
     protocol, src_port, dst_port, flags = _L4_CACHE.get(l4_bytes) or _bounded_put(_L4_CACHE, l4_bytes,
                                                                                  _layer4(l4_bytes))
@@ -514,22 +526,35 @@ def _flow_from_digest(f, node: str, data: bytes) -> Flow:
     if l7_bytes:
         l7 = _L7_CACHE.get(l7_bytes) or _bounded_put(_L7_CACHE, l7_bytes,
                                                      _l7_pb(flow_pb2.Layer7.FromString(l7_bytes)))
-    return Flow(
-        _timestamp_ns(f.time),
-        _VERDICT.get(verdict, str(verdict)),
-        reason, _DROP.get(reason, str(reason)),
+    if _POLICY_TAG_TAIL in data:
+        egress_allowed, ingress_allowed = _policies_bytes(f.egress_allowed_by), _policies_bytes(f.ingress_allowed_by)
+        egress_denied, ingress_denied = _policies_bytes(f.egress_denied_by), _policies_bytes(f.ingress_denied_by)
+    else:
+        egress_allowed = ingress_allowed = egress_denied = ingress_denied = NO_POLICIES
+    time_bytes = f.time
+    # present-day Timestamps have one shape: 08 <5-byte varint seconds> 10 <varint nanos>; the seconds repeat
+    # for a whole second of flows and the nanos varint unpacks arithmetically
+    secs = _SECONDS_CACHE.get(time_bytes[1:6]) if len(time_bytes) > 7 and time_bytes[6] == 0x10 else None
+    if secs is not None and time_bytes[0] == 0x08 and len(time_bytes) <= 12:
+        x = int.from_bytes(time_bytes[7:], "little")
+        time_ns = secs * 1_000_000_000 + ((x & 0x7F) | ((x >> 1) & 0x3F80) | ((x >> 2) & 0x1FC000)
+                                          | ((x >> 3) & 0xFE00000) | ((x >> 4) & 0x7F0000000))
+    else:
+        time_ns = _timestamp_ns(time_bytes)
+    return _new_flow(Flow, (
+        time_ns,
+        _VERDICT.get(verdict) or str(verdict),
+        reason, _DROP[reason] if reason in _DROP else str(reason),
         _DIRECTION.get(f.traffic_direction, ""),
         src, dst, protocol, src_port, dst_port, flags,
-        l7, f.node_name or node,
+        l7, f.node_name or digest.node_name,
         (f.is_reply == b"\x08\x01") if f.HasField("is_reply") else (True if f.reply else None),
         et_type, et_sub,
         _FLOW_TYPE.get(f.Type, ""), f.policy_match_type if et_type == 5 else 0,  # policy-verdict events only
         _TRACE_POINT.get(f.trace_observation_point, ""),
-        *((_policies_bytes(f.egress_allowed_by), _policies_bytes(f.ingress_allowed_by),
-           _policies_bytes(f.egress_denied_by), _policies_bytes(f.ingress_denied_by))
-          if _POLICY_TAG_TAIL in data else _NO_POLICY_LISTS),
+        egress_allowed, ingress_allowed, egress_denied, ingress_denied,
         data,
-    )
+    ))
 
 
 def event_from_bytes(data: bytes) -> Flow | NodeStatus | LostEvents | None:
@@ -540,8 +565,9 @@ def event_from_bytes(data: bytes) -> Flow | NodeStatus | LostEvents | None:
     """
     try:
         digest = _ResponseDigest.FromString(data)
-        if digest.HasField("flow"):
-            return _flow_from_digest(digest.flow, digest.node_name, data)
+        # a leading 0a is the tag of field 1 (flow): Hubble's responses start with it, and it spares a lookup
+        if data[:1] == b"\n" or digest.HasField("flow"):
+            return _flow_from_digest(digest.flow, digest, data)
         resp = observer_pb2.GetFlowsResponse.FromString(data)
     except ProtoDecodeError as exc:
         raise DecodeError(f"not a GetFlowsResponse: {exc}") from None

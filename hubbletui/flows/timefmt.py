@@ -20,11 +20,13 @@ _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_
 
 def parse_rfc3339_ns(text: str) -> int:
     """'2021-06-16T16:52:13.136834446Z' -> ns since the epoch. Raises ValueError on anything else."""
+    if len(text) == 30 and text[29] == "Z":  # Hubble's own form, YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ: the fast path
+        secs = _SECONDS_CACHE.get(text[:20])  # the seconds and the dot
+        if secs is not None:
+            frac = text[20:29]
+            if frac.isdigit():
+                return secs * 1_000_000_000 + int(frac)
     head = text[:19]
-    if len(text) == 30 and text[19] == "." and text[29] == "Z":  # Hubble's own form: the fast path
-        secs = _SECONDS_CACHE.get(head)
-        if secs is not None and text[20:29].isdigit():
-            return secs * 1_000_000_000 + int(text[20:29])
     secs = _SECONDS_CACHE.get(head)
     if secs is None:
         if len(head) != 19 or head[10] not in "Tt ":
@@ -33,6 +35,8 @@ def parse_rfc3339_ns(text: str) -> int:
         if len(_SECONDS_CACHE) > 100_000:
             _SECONDS_CACHE.clear()
         _SECONDS_CACHE[head] = secs
+        if text[19:20] == ".":
+            _SECONDS_CACHE[text[:20]] = secs
     rest = text[19:]
     nanos = 0
     if rest[:1] == ".":
