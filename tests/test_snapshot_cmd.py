@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from conftest import run_cli
 from fake_apiserver import FakeApiServer, write_kubeconfig
 
 from hubbletui.cli import main
-from hubbletui.cluster import snapshot_write
+from hubbletui.render import atomic
 from hubbletui.cluster.live import load_live
 from hubbletui.cluster.model import KINDS
 from hubbletui.cluster.snapshot import load_snapshot
@@ -125,16 +126,15 @@ def test_a_failure_mid_write_leaves_the_previous_file_whole(kubeconfig, server, 
     snapshot(capsys, "--kubeconfig", kubeconfig, "-o", str(out_dir))
     before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
     server.put(PODS, {"metadata": {"name": "web-new", "namespace": "shop"}, "spec": {}})
-    real_dump = snapshot_write._dump
+    real_fsync = atomic.os.fsync
 
-    def disk_fills_up(document, stream):
-        if document["items"] and document["items"][0]["kind"] == "Pod":
-            real_dump(document, stream)
-            stream.flush()
+    def disk_fills_up(fd):
+        # the data of pods.yaml's temporary file is half on disk when the disk fills up
+        if ".pods.yaml." in os.readlink(f"/proc/self/fd/{fd}"):
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_dump(document, stream)
+        real_fsync(fd)
 
-    monkeypatch.setattr(snapshot_write, "_dump", disk_fills_up)
+    monkeypatch.setattr(atomic.os, "fsync", disk_fills_up)
     code, _, err = snapshot(capsys, "--kubeconfig", kubeconfig, "-o", str(out_dir))
     assert code == 1
     assert err.strip().splitlines()[-1] == f"hubbletui: cannot write {out_dir / 'pods.yaml'}: No space left on device"
