@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "hubbletui" / "proto"
 FILES = ("flow/flow.proto", "relay/relay.proto", "observer/observer.proto", "digest/digest.proto")
+SERVICE_FILES = ("observer/observer.proto",)
 PACKAGES = ("flow", "relay", "observer", "digest")
 IMPORT = re.compile(rf"^(from|import) ({'|'.join(PACKAGES)})(\.| )", re.M)
 
@@ -30,9 +31,10 @@ def generate(into: Path) -> dict[str, str]:
     from grpc_tools import protoc
 
     include = str(Path(grpc_tools.__file__).parent / "_proto")
-    args = ["protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={into}", f"--pyi_out={into}",
-            f"--grpc_python_out={into}", *FILES]
-    if protoc.main(args) != 0:
+    base = ["protoc", f"-I{PROTOS}", f"-I{include}"]
+    # gRPC stubs only where a service is declared: the others would be empty modules
+    if protoc.main([*base, f"--python_out={into}", f"--pyi_out={into}", *FILES]) != 0 \
+            or protoc.main([*base, f"--grpc_python_out={into}", *SERVICE_FILES]) != 0:
         raise SystemExit("protoc failed")
     out = {}
     for path in sorted(into.rglob("*.py*")):
@@ -52,10 +54,16 @@ def main() -> int:
         fresh = generate(Path(tmp))
     stale = [rel for rel, text in fresh.items()
              if not (OUT / rel).exists() or (OUT / rel).read_text() != text]
+    extra = sorted(str(p.relative_to(OUT)) for p in OUT.rglob("*_pb2*.py*") if str(p.relative_to(OUT)) not in fresh)
     if opts.check:
         for rel in stale:
             print(f"stale: hubbletui/proto/{rel}", file=sys.stderr)
-        return 1 if stale else 0
+        for rel in extra:
+            print(f"not generated from protos/: hubbletui/proto/{rel}", file=sys.stderr)
+        return 1 if stale or extra else 0
+    for rel in extra:
+        (OUT / rel).unlink()
+        print(f"removed hubbletui/proto/{rel}")
     for rel in stale:
         (OUT / rel).parent.mkdir(parents=True, exist_ok=True)
         (OUT / rel).write_text(fresh[rel])

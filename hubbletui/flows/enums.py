@@ -39,7 +39,3 @@ EVENT_TYPE_NAME = {number: name for name, number in EVENT_TYPES.items()}
 TRACE_SUB_TYPES = {"to-endpoint": 0, "to-proxy": 1, "to-host": 2, "to-stack": 3, "to-overlay": 4,
                    "from-endpoint": 5, "from-proxy": 6, "from-host": 7, "from-stack": 8, "from-overlay": 9,
                    "from-network": 10, "to-network": 11, "from-crypto": 12, "to-crypto": 13}
-
-
-def verdict_number(name: str) -> int:
-    return flow_pb2.Verdict.Value(name)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from hubbletui.flows.decode import dns_names, raw_flow_dict, raw_message
-from hubbletui.flows.enums import DROP_REASON_NAME, TRACE_POINT_NAME, VERDICT_NAME
+from hubbletui.flows.enums import DROP_REASON_NAME, VERDICT_NAME
 from hubbletui.flows.labels import Selector, parse_selector
 from hubbletui.flows.model import Endpoint, Flow
 from hubbletui.proto.flow import flow_pb2
@@ -296,7 +296,3 @@ def compile_request(whitelist: Iterable[flow_pb2.FlowFilter] = (),
         return not any(check(flow) for check in deny)
 
     return match
-
-
-def trace_point_name(number: int) -> str:
-    return TRACE_POINT_NAME.get(number, str(number))
