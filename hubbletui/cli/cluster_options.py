@@ -8,7 +8,6 @@ from collections.abc import Callable
 import click
 
 from hubbletui.cluster.model import ClusterState
-from hubbletui.errors import HubbleTuiError
 
 
 def cluster_options(func: Callable) -> Callable:
@@ -39,20 +38,24 @@ def engine_options(func: Callable) -> Callable:
     return func
 
 
-def load_cluster(kwargs: dict, *, required: bool = True) -> ClusterState | None:
-    """Consume the cluster flags from ``kwargs``; print load warnings on stderr; None when none was given and
-    ``required`` is False."""
-    paths, live = kwargs.pop("cluster", ()), kwargs.pop("live", False)
+def cluster_flags(kwargs: dict) -> tuple[tuple[str, ...], bool, str | None, str | None]:
+    """Consume and check the cluster flags from ``kwargs``: (snapshot paths, live, context, kubeconfig)."""
+    paths, live = tuple(kwargs.pop("cluster", ()) or ()), kwargs.pop("live", False)
     context, kubeconfig = kwargs.pop("context", None), kwargs.pop("kubeconfig", None)
     if paths and live:
         raise click.UsageError("give either --cluster PATH or --live, not both")
     if (context or kubeconfig) and not live:
         raise click.UsageError("--context and --kubeconfig go with --live")
+    return paths, live, context, kubeconfig
+
+
+def load_cluster(kwargs: dict, *, required: bool = True) -> ClusterState | None:
+    """Consume the cluster flags from ``kwargs``; print load warnings on stderr; None when none was given and
+    ``required`` is False."""
+    paths, live, context, kubeconfig = cluster_flags(kwargs)
     if live:
-        try:
-            from hubbletui.cluster.live import load_live
-        except ImportError as exc:
-            raise HubbleTuiError(f"--live is not available in this build: {exc}") from None
+        from hubbletui.cluster.live import load_live
+
         state = load_live(context=context, kubeconfig=kubeconfig)
     elif paths:
         from hubbletui.cluster.snapshot import load_snapshot

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, report_load
+from hubbletui.cli.cluster_options import (build_engine, cluster_flags, cluster_options, engine_options,
+                                            report_load)
 from hubbletui.cli.flow_options import build_query, filter_options, require_one_source, server_options, time_options
 from hubbletui.cluster.model import ClusterState
 from hubbletui.errors import ExitCode, HubbleTuiError
@@ -189,12 +190,7 @@ def _kubeconfig_available() -> bool:
 def _cluster_for_tui(kwargs: dict) -> tuple[ClusterState | None, tuple[str, ...]]:
     """--cluster or --live as asked (failing loudly); otherwise live when a kubeconfig is there, and when that
     fails, flows only with a note saying why."""
-    paths, live = kwargs.pop("cluster", ()), kwargs.pop("live", False)
-    context, kubeconfig = kwargs.pop("context", None), kwargs.pop("kubeconfig", None)
-    if paths and live:
-        raise click.UsageError("give either --cluster PATH or --live, not both")
-    if (context or kubeconfig) and not live:
-        raise click.UsageError("--context and --kubeconfig go with --live")
+    paths, live, context, kubeconfig = cluster_flags(kwargs)
     if paths:
         return _load_snapshot(list(paths)), ()
     if not live and not _kubeconfig_available():
