@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hubbletui.cluster.snapshot import load_snapshot
 from hubbletui.flows.model import Endpoint, Flow
-from hubbletui.policy.mesh_refusals import MeshRefusalDetector
+from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "mesh"
 MS = 1_000_000

@@ -26,7 +26,7 @@ import synthetic_cluster  # noqa: E402
 
 from hubbletui.flows.decode import flow_from_dict  # noqa: E402
 from hubbletui.policy.engine import PolicyEngine  # noqa: E402
-from hubbletui.suggest.cases import DropCase  # noqa: E402
+from hubbletui.diagnose.groups import DropCase  # noqa: E402
 from hubbletui.suggest.fixes import suggest_for_case  # noqa: E402
 from hubbletui.suggest.observed import ObservedTraffic  # noqa: E402
 

@@ -42,7 +42,7 @@ async def shoot(out_svg: Path) -> list[Path]:
     from hubbletui.policy.engine import PolicyEngine
     from hubbletui.server.playlist import Playlist
     from hubbletui.tui.app import create_app
-    from hubbletui.tui.loopback import LoopbackReplaySource
+    from hubbletui.sources.loopback import LoopbackReplaySource
 
     total = sum(1 for e in read_events(str(demo.recording_path())) if type(e).__name__ == "Flow")
     state = load_snapshot(demo.cluster_path())

@@ -420,7 +420,7 @@ def test_the_three_fixes_are_enough(engine, tmp_path):
 
 
 def test_mesh_refusal_detector_finds_only_the_story(snapshot, events):
-    mesh = pytest.importorskip("hubbletui.policy.mesh_refusals", reason="the mesh-refusal detector is not written")
+    mesh = pytest.importorskip("hubbletui.diagnose.mesh_refusals", reason="the mesh-refusal detector is not written")
     detector = mesh.MeshRefusalDetector(snapshot)
     detector.observe_events(events)
     found = detector.refusals()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubbletui.policy.drop_reasons import CATEGORIES, POLICY_CODES, all_reasons, describe, is_policy
+from hubbletui.diagnose.drop_reasons import CATEGORIES, POLICY_CODES, all_reasons, describe, is_policy
 from hubbletui.proto.flow import flow_pb2
 
 ENUM = {v.number: v.name for v in flow_pb2.DropReason.DESCRIPTOR.values}

@@ -1,4 +1,4 @@
-"""`hubbletui explain` and the grouping behind it (hubbletui.policy.explain)."""
+"""`hubbletui explain` and the grouping behind it (hubbletui.diagnose.explain)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hubbletui.cli import main
 from hubbletui.cluster.snapshot import load_snapshot
 from hubbletui.flows.recording import read_events
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.policy.explain import DISAGREEMENT, EXPLAINED, NOT_POLICY, explain_flows
+from hubbletui.diagnose.explain import DISAGREEMENT, EXPLAINED, NOT_POLICY, explain_flows
 
 STARWARS = Path(__file__).parent / "fixtures" / "clusters" / "starwars"
 IPS = {"xwing": "10.244.1.60", "tiefighter": "10.244.1.61", "deathstar-7848d6c4d5-th9v2": "10.244.1.5"}

@@ -16,11 +16,11 @@ import pytest
 
 from hubbletui.cluster.model import ClusterState
 from hubbletui.cluster.snapshot import load_snapshot
-from hubbletui.flows.connections import ConnectionTracker, GroupKey
+from hubbletui.diagnose.connections import ConnectionTracker, GroupKey
 from hubbletui.flows.model import L7, Endpoint, Flow
 from hubbletui.flows.recording import read_events
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.policy.mesh_refusals import (AUTHZ_DENIED, MTLS_STRICT_PLAINTEXT, POLICY_WOULD_REFUSE, REFUSED,
+from hubbletui.diagnose.mesh_refusals import (AUTHZ_DENIED, MTLS_STRICT_PLAINTEXT, POLICY_WOULD_REFUSE, REFUSED,
                                             MeshRefusalDetector)
 
 ROOT = Path(__file__).resolve().parent.parent

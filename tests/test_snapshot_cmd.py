@@ -13,7 +13,7 @@ from conftest import run_cli
 from fake_apiserver import FakeApiServer, write_kubeconfig
 
 from hubbletui.cli import main
-from hubbletui.render import atomic
+from hubbletui import files as atomic
 from hubbletui.cluster.live import load_live
 from hubbletui.cluster.model import KINDS
 from hubbletui.cluster.snapshot import load_snapshot

@@ -16,16 +16,16 @@ from hubbletui.cluster.model import ClusterState
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.decode import event_from_json
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.policy.explain import explain_flows
-from hubbletui.policy.mesh_refusals import MeshRefusalDetector
-from hubbletui.render import atomic
+from hubbletui.diagnose.explain import explain_flows
+from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
+from hubbletui import files as atomic
 from hubbletui.render.fixes_md import fenced
 from hubbletui.render.fixes_md import text as md_text
 from hubbletui.render.fixes_yaml import comment, render_yaml
 from hubbletui.suggest import jsonpatch
 from hubbletui.suggest.candidates_label import label_options
 from hubbletui.suggest.candidates_policy import new_policy_options
-from hubbletui.suggest.cases import DropCase
+from hubbletui.diagnose.groups import DropCase
 from hubbletui.suggest.fixes import suggest_for_case, suggest_for_group
 from hubbletui.suggest.model import (
     LABEL_CHANGE,

@@ -13,7 +13,7 @@ from hubbletui.cluster.model import ClusterState
 from hubbletui.flows.model import LostEvents, NodeStatus
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.sources.base import RETRYING, SourceState
-from hubbletui.tui.analysis import NO_CLUSTER
+from hubbletui.diagnose.analysis import NO_CLUSTER
 from hubbletui.tui.app import FLOWS_ONLY, HubbleApp, create_app
 from hubbletui.tui.feed import FeedBuffer
 from hubbletui.tui.keys import KEYS

@@ -21,7 +21,7 @@ from hubbletui.server.playlist import Playlist
 from hubbletui.sources.base import ENDED
 from hubbletui.sources.recording_source import RecordingSource
 from hubbletui.tui.app import create_app
-from hubbletui.tui.loopback import LoopbackReplaySource
+from hubbletui.sources.loopback import LoopbackReplaySource
 from hubbletui.tui.screens.detail import DropDetailScreen
 from hubbletui.tui.widgets.live_table import LiveTable
 from tui_support import prompt, settle

@@ -10,9 +10,9 @@ import orjson
 
 from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
 from hubbletui.errors import ExitCode
-from hubbletui.policy.explain import DISAGREEMENT, DropGroup, explain_flows
+from hubbletui.diagnose.explain import DISAGREEMENT, DropGroup, explain_flows
 from hubbletui.render.flowtext import format_time
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 
 
 @click.command(help="Explain every dropped flow of a recording (jsonpb lines, '-' for stdin) against the "

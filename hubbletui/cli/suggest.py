@@ -46,7 +46,7 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
     Exit codes: 0 fixes suggested, 3 nothing to fix, 1 errors, 4 unreachable.
     """
     from hubbletui.suggest.fixes import default_format, suggest_groups
-    from hubbletui.suggest.report import render, say_unfixed, write_out_dir
+    from hubbletui.render.fixes_out import render, say_unfixed, write_out_dir
 
     require_one_source(input_file, server)
     if input_file is None and server is None:

@@ -92,7 +92,7 @@ def demo(speed: float, loop: bool, print_fixes: bool, out_dir: Path | None) -> i
     if print_fixes:
         return _print_demo_fixes(recording, cluster)
     from hubbletui.server.playlist import Playlist
-    from hubbletui.tui.loopback import LoopbackReplaySource
+    from hubbletui.sources.loopback import LoopbackReplaySource
 
     state = _load_snapshot(cluster)
     playlist = Playlist.load(recording, _say)
@@ -229,7 +229,7 @@ def _demo_scenario() -> tuple[Path, Path]:
 
 def _print_demo_fixes(recording: Path, cluster: Path) -> int:
     try:
-        from hubbletui.suggest.report import print_fixes
+        from hubbletui.render.fixes_out import print_fixes
     except ImportError as exc:
         raise HubbleTuiError(f"printing fixes needs the suggest module, which this build lacks ({exc})") from None
     from hubbletui.demo import CLUSTER_NAME

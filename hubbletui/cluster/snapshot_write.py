@@ -1,5 +1,5 @@
 """Writing a snapshot folder: one `kind: List` YAML file per kind, each file replaced atomically
-(render/atomic.py), so a failure part-way (a full disk, Ctrl-C) leaves the previous snapshot's file whole.
+(hubbletui/files.py), so a failure part-way (a full disk, Ctrl-C) leaves the previous snapshot's file whole.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import yaml
 from hubbletui.cluster.kinds_api import RESOURCES
 from hubbletui.cluster.model import object_key
 from hubbletui.errors import HubbleTuiError
-from hubbletui.render.atomic import write_atomic
+from hubbletui.files import write_atomic
 
 FILE_NAMES = {kind: f"{resource.plural}.yaml" for kind, resource in RESOURCES.items()}
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's safe dumper is the same format, faster

@@ -36,7 +36,7 @@ Graph queries (networkx; `hubbletui.policy.graph`):
     graph = PolicyGraph(engine, follow=True)   # nodes: subjects, namespaces, policies, rules
     graph.what_may_reach(subject) ; graph.what_isolates(subject, "ingress") ; graph.nearest_rules(a, b, port)
 
-Explaining drops (`hubbletui.policy.explain`): `explain_flows(engine, flows) -> list[DropGroup]`.
+Explaining drops (`hubbletui.diagnose.explain`): `explain_flows(engine, flows) -> list[DropGroup]`.
 
 Explaining drops also has `group_drops(flows, engine)`, `drop_key(flow, engine)`, `explain_group(engine, group)`.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hubbletui.policy.subjects import Subject
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 
 ALLOWED, DENIED = "allowed", "denied"
 

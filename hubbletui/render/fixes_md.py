@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from hubbletui.render.fixes_yaml import dump
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 from hubbletui.suggest.model import GroupFixes
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<|~])")  # what could start markup mid-line ("<" opens HTML)

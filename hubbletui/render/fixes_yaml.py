@@ -10,7 +10,7 @@ import re
 
 import yaml
 
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 from hubbletui.suggest.model import GroupFixes, Suggestion
 
 # beyond printable's control characters, YAML also breaks lines at NEL and the Unicode line/paragraph separators

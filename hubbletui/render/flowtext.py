@@ -11,7 +11,7 @@ import time
 from hubbletui.flows.decode import dns_names
 from hubbletui.flows.enums import EVENT_TYPE_NAME, TRACE_SUB_TYPES
 from hubbletui.flows.model import Endpoint, Flow, LostEvents, NodeStatus
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 
 _TRACE_NAME = {number: name for name, number in TRACE_SUB_TYPES.items()}
 _VERDICT_COLOR = {"DROPPED": "31", "ERROR": "31", "AUDIT": "33", "FORWARDED": "32", "REDIRECTED": "36",

@@ -15,7 +15,7 @@ import grpc
 
 from hubbletui import __version__
 from hubbletui.errors import HubbleTuiError, UnreachableError
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 
 DEFAULT_SERVER = "localhost:4245"
 

@@ -29,7 +29,7 @@ from hubbletui.flows.request import FlowQuery
 from hubbletui.flows.select import flow_matcher
 from hubbletui.flows.timefmt import format_rfc3339_ns
 from hubbletui.proto.observer import observer_pb2
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 from hubbletui.sources.base import CONNECTING, ENDED, FAILED, RETRYING, STREAMING, SourceState, SourceStats
 from hubbletui.sources.dial import ConnectFailed, DialOptions
 from hubbletui.sources.resume import ResumeTracker

@@ -19,7 +19,7 @@ from hubbletui.policy.ports import PortSet
 from hubbletui.policy.result import ALLOWED
 from hubbletui.policy.rules import EGRESS, INGRESS, PolicyKey
 from hubbletui.policy.subjects import Subject
-from hubbletui.suggest.cases import DropCase
+from hubbletui.diagnose.groups import DropCase
 from hubbletui.suggest.model import BlastRadius, Change, NewPair
 from hubbletui.suggest.observed import ObservedTraffic, Seen
 from hubbletui.suggest.workloads import namespace_subjects

@@ -24,7 +24,7 @@ from hubbletui.suggest.candidates_istio import istio_options
 from hubbletui.suggest.candidates_label import label_options
 from hubbletui.suggest.candidates_policy import new_policy_options
 from hubbletui.suggest.candidates_rule_patch import rule_patch_options
-from hubbletui.suggest.cases import DropCase, as_case, cases_from_flows
+from hubbletui.diagnose.groups import DropCase, as_case, cases_from_flows
 from hubbletui.suggest.check import Checker, case_pairs, upserts_of
 from hubbletui.suggest.model import Change, GroupFixes, Suggestion
 from hubbletui.suggest.observed import ObservedTraffic, Seen

@@ -194,7 +194,7 @@ class Suggestion:
 class GroupFixes:
     """One group of dropped (or refused) flows: what explains it and the checked fixes, best first."""
 
-    case: object  # hubbletui.suggest.cases.DropCase
+    case: object  # hubbletui.diagnose.groups.DropCase
     explanation: str
     suggestions: list[Suggestion] = field(default_factory=list)
     not_offered: list[str] = field(default_factory=list)  # why some kind of fix is missing, plainly

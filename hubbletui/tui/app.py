@@ -26,8 +26,8 @@ from hubbletui.flows.model import Flow
 from hubbletui.flows.query_text import QueryError, TextQuery, parse_query
 from hubbletui.flows.store import ConnKey, FlowStore, Refusal, RowKey
 from hubbletui.flows.store import orient as orient_flow
-from hubbletui.policy.mesh_refusals import DEFAULT_ROOT_NAMESPACE, REFUSED, MeshRefusalDetector
-from hubbletui.render.safe import printable
+from hubbletui.diagnose.mesh_refusals import DEFAULT_ROOT_NAMESPACE, REFUSED, MeshRefusalDetector
+from hubbletui.untrusted import printable
 from hubbletui.sources.base import FlowSource
 from hubbletui.tui.commands import CommandError, HubbleCommands, execute
 from hubbletui.tui.feed import FeedBuffer, Reports, run_source

@@ -11,7 +11,7 @@ import time
 
 from rich.text import Text
 
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 
 VERDICT_STYLE = {"DROPPED": "bold red", "ERROR": "bold red", "AUDIT": "yellow", "FORWARDED": "green",
                  "REDIRECTED": "cyan", "TRACED": "green", "TRANSLATED": "green"}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 
 if TYPE_CHECKING:
     from hubbletui.tui.app import HubbleApp

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 
 from hubbletui.flows.store import Row
-from hubbletui.render.safe import printable
-from hubbletui.tui.analysis import Analysis
+from hubbletui.untrusted import printable
+from hubbletui.diagnose.analysis import Analysis
 from hubbletui.tui.cells import REFUSED_STYLE, VERDICT_STYLE, clock_time
 
 _LAYER_VERDICT_STYLE = {"allowed": "green", "denied": "bold red"}

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from hubbletui.render.fixes_yaml import render_one
-from hubbletui.render.safe import printable
-from hubbletui.suggest.report import slug
+from hubbletui.untrusted import printable
+from hubbletui.render.fixes_out import slug
 
 
 def fix_yaml(group: Any, suggestion: Any) -> str:

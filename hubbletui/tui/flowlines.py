@@ -9,7 +9,7 @@ from hubbletui.flows.model import Flow
 from hubbletui.flows.store import PodDrops, Row
 from hubbletui.render.flowtext import endpoint_text, event_type_text, summary_text
 from hubbletui.tui.cells import DROP_ROW_STYLE, REFUSED_STYLE, VERDICT_STYLE, Num, Stamp, cell
-from hubbletui.tui.pod_status import PodStatus
+from hubbletui.diagnose.pod_status import PodStatus
 
 POD_COLUMNS = [("rank", "#", 3), ("pod", "POD", 29), ("ns", "NAMESPACE", 11), ("drops", "DROPS", 5),
                ("rate", "/MIN", 4), ("last", "LAST SEEN", 9), ("peer", "TOP PEER", 22), ("port", "PORT", 8),

@@ -10,7 +10,7 @@ from rich.text import Text
 from hubbletui.errors import HubbleTuiError
 from hubbletui.policy import istio
 from hubbletui.policy.istio_layer import k8s_labels, membership
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 
 DIRECTIONS = ("ingress", "egress")
 MAX_PEERS = 60

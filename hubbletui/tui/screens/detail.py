@@ -20,9 +20,9 @@ from textual.worker import Worker, WorkerState
 
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.store import Row, RowKey
-from hubbletui.render.atomic import write_atomic
-from hubbletui.render.safe import printable
-from hubbletui.tui.analysis import FORMATS, Analysis, Evidence, analyse
+from hubbletui.files import write_atomic
+from hubbletui.untrusted import printable
+from hubbletui.diagnose.analysis import FORMATS, Analysis, Evidence, analyse
 from hubbletui.tui.cells import Num, cell
 from hubbletui.tui.explain_text import explanation_text
 from hubbletui.tui.fixes import default_path, fix_yaml, patch_text

@@ -13,7 +13,7 @@ from textual.widgets import Header, Static, Tab, Tabs
 from hubbletui.flows.store import Changes, RowKey
 from hubbletui.tui.cells import clock_time
 from hubbletui.tui.flowlines import POD_COLUMNS, ROW_COLUMNS, log_line, pod_cells, row_cells
-from hubbletui.tui.pod_status import pod_status
+from hubbletui.diagnose.pod_status import pod_status
 from hubbletui.tui.widgets.key_bar import KeyBar
 from hubbletui.tui.widgets.line_log import LineLog
 from hubbletui.tui.widgets.live_table import LiveTable

@@ -12,8 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
-from hubbletui.render.safe import printable
-from hubbletui.tui.analysis import NO_CLUSTER
+from hubbletui.untrusted import printable
+from hubbletui.diagnose.analysis import NO_CLUSTER
 from hubbletui.tui.policy_text import policy_view
 from hubbletui.tui.screens.main import HEADER_ICON
 from hubbletui.tui.widgets.key_bar import KeyBar

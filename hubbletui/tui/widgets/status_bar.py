@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual.widget import Widget
 
-from hubbletui.render.safe import printable
+from hubbletui.untrusted import printable
 from hubbletui.sources.base import CONNECTING, ENDED, FAILED, PAUSED, RETRYING, STREAMING, SourceState
 from hubbletui.tui.cells import rate_label
 

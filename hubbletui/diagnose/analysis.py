@@ -13,7 +13,7 @@ from typing import Any
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Flow
 from hubbletui.flows.store import FlowStore, Refusal, Row, RowKey
-from hubbletui.policy import drop_reasons
+from hubbletui.diagnose import drop_reasons
 
 NO_CLUSTER = ("no cluster: explanations and fixes need the policies, give --cluster PATH (a snapshot) or --live "
               "(read the cluster through the Kubernetes API)")
@@ -46,7 +46,7 @@ class Analysis:
     headline: str  # one line: "... is denied at egress of database/fdb-exporter-...: ..."
     fmt: str = ""
     trace: Any = None  # hubbletui.policy.result.TraceResult when the engine could trace it
-    group: Any = None  # hubbletui.policy.explain.DropGroup for Cilium drops
+    group: Any = None  # hubbletui.diagnose.explain.DropGroup for Cilium drops
     fixes: Any = None  # hubbletui.suggest.model.GroupFixes when fixes were looked for
     reason_info: drop_reasons.DropReasonInfo | None = None  # what Hubble's drop reason means
     refusal: Refusal | None = None
@@ -86,8 +86,8 @@ def analyse(row: Row, engine: Any, evidence: Evidence, fmt: str | None = None) -
 
 
 def _drop(row: Row, engine: Any, evidence: Evidence, out: Analysis) -> None:
-    from hubbletui.policy.explain import explain_group, group_drops
-    from hubbletui.suggest.cases import case_of_group
+    from hubbletui.diagnose.explain import explain_group, group_drops
+    from hubbletui.diagnose.groups import case_of_group
 
     groups = group_drops(evidence.flows, engine)
     group = explain_group(engine, groups[0])  # the engine may name a side differently: the biggest group
@@ -102,7 +102,7 @@ def _drop(row: Row, engine: Any, evidence: Evidence, out: Analysis) -> None:
 
 
 def _refusal(row: Row, engine: Any, evidence: Evidence, out: Analysis) -> None:
-    from hubbletui.suggest.cases import case_of_refusal
+    from hubbletui.diagnose.groups import case_of_refusal
 
     refusal = row.refusal
     finding = refusal.detail if refusal is not None else None

@@ -1,8 +1,8 @@
 """What a suggestion is for: one group of dropped flows (or connections the mesh refused), keyed as `explain`
 groups them: (source workload, destination workload, port, protocol, reason).
 
-Cilium policy drops are grouped and explained by `hubbletui.policy.explain`; Istio refusals come from
-`hubbletui.policy.mesh_refusals`, which finds them among forwarded flows. A case keeps the distinct endpoint
+Cilium policy drops are grouped and explained by `hubbletui.diagnose.explain`; Istio refusals come from
+`hubbletui.diagnose.mesh_refusals`, which finds them among forwarded flows. A case keeps the distinct endpoint
 pairs it saw, so that a check asks about every pod identity involved, not only the first.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hubbletui.flows.model import Endpoint, Flow
-from hubbletui.policy import drop_reasons
-from hubbletui.policy.explain import DropGroup, drop_key, explain_group, group_drops
+from hubbletui.diagnose import drop_reasons
+from hubbletui.diagnose.explain import DropGroup, drop_key, explain_group, group_drops
 
 MAX_PAIRS = 16  # distinct (source pod, destination pod) kept per case: enough to check every identity involved
 TROUBLE = ("CrashLoopBackOff", "Error", "OOMKilled")  # a pod whose own connections failing may be the cause
@@ -102,7 +102,7 @@ def as_case(group) -> DropCase:
 
 def refusal_cases(detector) -> list[DropCase]:
     """Cases from a `MeshRefusalDetector` that has seen the flows."""
-    from hubbletui.flows.connections import GroupKey
+    from hubbletui.diagnose.connections import GroupKey
 
     out = []
     for r in detector.refusals():
@@ -130,7 +130,7 @@ def _in_trouble(engine, case: DropCase) -> bool:
 def cases_from_flows(flows: Iterable, engine) -> tuple[list[DropCase], int]:
     """Every case in ``flows``: Cilium policy drops and the connections Istio refuses, those whose source pod is
     crashlooping first, then by how many flows; and the number of drops no policy change can fix."""
-    from hubbletui.policy.mesh_refusals import MeshRefusalDetector
+    from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
 
     flows = [f for f in flows if isinstance(f, Flow)]
     cases, other = policy_drop_cases(flows, engine)

@@ -6,7 +6,7 @@ answers 403) after the handshake. Two things together make a refusal here:
 - the policy: the `istio` layer of the engine's trace (`hubbletui.policy.istio_layer`) denies the source: the
   destination runs a sidecar and its AuthorizationPolicies admit no rule for the source's principal on that
   port, or a DENY matches; or the source has no sidecar and PeerAuthentication makes the port STRICT mTLS;
-- the packets (`hubbletui.flows.connections`): the destination closed or reset the connections right after
+- the packets (`hubbletui.diagnose.connections`): the destination closed or reset the connections right after
   setup, or answered HTTP 403.
 
 Policy and packets: "refused", high confidence. Policy alone: "policy would refuse", low confidence. Packets
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from hubbletui.cluster.model import ClusterState
-from hubbletui.flows.connections import ConnectionTracker, Evidence, GroupKey, GroupStats
+from hubbletui.diagnose.connections import ConnectionTracker, Evidence, GroupKey, GroupStats
 from hubbletui.flows.model import Endpoint, Flow
 from hubbletui.policy import istio, istio_layer
 from hubbletui.policy.engine import PolicyEngine

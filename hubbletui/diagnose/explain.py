@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Flow
-from hubbletui.policy import drop_reasons
+from hubbletui.diagnose import drop_reasons
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.policy.mesh_refusals import LAYER, MeshRefusal, MeshRefusalDetector
+from hubbletui.diagnose.mesh_refusals import LAYER, MeshRefusal, MeshRefusalDetector
 from hubbletui.policy.result import ALLOWED, TraceResult
 
 EXPLAINED, DISAGREEMENT, NOT_POLICY, UNRESOLVED = "explained", "disagreement", "not-policy", "unresolved"

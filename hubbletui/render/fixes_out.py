@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 from hubbletui.errors import ExitCode, HubbleTuiError
-from hubbletui.render.atomic import write_atomic
+from hubbletui.files import write_atomic
 from hubbletui.render.fixes_json import render_json
 from hubbletui.render.fixes_md import render_md
 from hubbletui.render.fixes_md import text as md_text
 from hubbletui.render.fixes_yaml import render_one, render_yaml
-from hubbletui.render.safe import printable
-from hubbletui.suggest.cases import DropCase
+from hubbletui.untrusted import printable
+from hubbletui.diagnose.groups import DropCase
 from hubbletui.suggest.model import GroupFixes
 
 INDEX = "index.md"
