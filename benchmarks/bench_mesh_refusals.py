@@ -17,6 +17,7 @@ from pathlib import Path
 from hubbletui.cluster.snapshot import load_snapshot
 from hubbletui.flows.model import Endpoint, Flow
 from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
+from hubbletui.policy.engine import PolicyEngine
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "mesh"
 MS = 1_000_000
@@ -61,7 +62,7 @@ def main() -> None:
     flows = traffic(20_000)
     per_flow, listing, groups = [], [], 0
     for _ in range(5):
-        detector = MeshRefusalDetector(state)
+        detector = MeshRefusalDetector(PolicyEngine(state, follow=True))
         observe = detector.observe
         start = time.perf_counter()
         for flow in flows:

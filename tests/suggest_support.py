@@ -95,7 +95,7 @@ def suggest_scenario(cluster: Path, recording: Path, fmt: str | None = None, top
 
 
 def group_for(groups, src: str, dst: str, port: int):
-    found = [g for g in groups if (g.case.src_ref, g.case.dst_ref, g.case.port) == (src, dst, port)]
+    found = [g for g in groups if (g.case.src, g.case.dst, g.case.port.number) == (src, dst, port)]
     assert len(found) == 1, [g.case.fixes_text for g in groups]
     return found[0]
 

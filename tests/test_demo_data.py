@@ -18,8 +18,10 @@ import yaml
 from google.protobuf import json_format
 
 from hubbletui import demo
+from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
 from hubbletui.flows.model import Flow, LostEvents, NodeStatus
 from hubbletui.flows.recording import RecordingReader
+from hubbletui.policy.engine import PolicyEngine
 from hubbletui.proto.flow import flow_pb2
 from hubbletui.proto.observer import observer_pb2
 
@@ -420,8 +422,7 @@ def test_the_three_fixes_are_enough(engine, tmp_path):
 
 
 def test_mesh_refusal_detector_finds_only_the_story(snapshot, events):
-    mesh = pytest.importorskip("hubbletui.diagnose.mesh_refusals", reason="the mesh-refusal detector is not written")
-    detector = mesh.MeshRefusalDetector(snapshot)
+    detector = MeshRefusalDetector(PolicyEngine(snapshot))
     detector.observe_events(events)
     found = detector.refusals()
     assert [(r.source, r.destination, r.port, r.status) for r in found] == [

@@ -12,7 +12,8 @@ from hubbletui.cli import main
 from hubbletui.cluster.snapshot import load_snapshot
 from hubbletui.flows.recording import read_events
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.diagnose.explain import DISAGREEMENT, EXPLAINED, NOT_POLICY, explain_flows
+from hubbletui.diagnose.diagnosis import diagnose
+from hubbletui.diagnose.groups import DISAGREEMENT, EXPLAINED, NOT_POLICY
 
 STARWARS = Path(__file__).parent / "fixtures" / "clusters" / "starwars"
 IPS = {"xwing": "10.244.1.60", "tiefighter": "10.244.1.61", "deathstar-7848d6c4d5-th9v2": "10.244.1.5"}
@@ -48,12 +49,12 @@ def recording(tmp_path) -> Path:
 
 def groups_of(recording: Path):
     engine = PolicyEngine(load_snapshot(STARWARS))
-    return explain_flows(engine, read_events(str(recording), report=lambda message: None))
+    return diagnose(engine, read_events(str(recording), report=lambda message: None)).groups
 
 
 def test_groups_and_their_status(recording):
     groups = groups_of(recording)
-    summary = [(g.key.src, g.key.dst, g.key.port, g.key.reason, g.flows, g.status) for g in groups]
+    summary = [(g.key.src, g.key.dst, g.key.port.number, g.key.reason, g.flows, g.status) for g in groups]
     assert summary == [
         ("default/xwing", "default/deathstar", 80, "POLICY_DENIED", 3, EXPLAINED),
         ("default/tiefighter", "default/deathstar", 80, "POLICY_DENIED", 1, DISAGREEMENT),
@@ -106,7 +107,7 @@ def test_nothing_dropped_exits_3(tmp_path):
 
 def test_the_recorded_cilium_docs_sample():
     sample = shared_or_skip("samples", "flows", "cilium-docs__hubble-exporter-output.jsonl")
-    groups = explain_flows(PolicyEngine(load_snapshot(STARWARS)), read_events(str(sample)))
+    groups = diagnose(PolicyEngine(load_snapshot(STARWARS)), read_events(str(sample))).groups
     by_reason = {g.key.reason: g for g in groups}
     assert by_reason["POLICY_DENIED"].status == EXPLAINED
     assert by_reason["POLICY_DENIED"].key.dst == "default/deathstar"

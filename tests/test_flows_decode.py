@@ -8,6 +8,7 @@ import orjson
 import pytest
 from google.protobuf import json_format
 
+from hubbletui.flows.conn import flow_port
 from hubbletui.flows.decode import DecodeError, event_from_bytes, event_from_json, event_from_proto, to_proto_names
 from hubbletui.flows.model import Flow, LostEvents, NodeStatus
 from hubbletui.flows.recording import read_events
@@ -40,7 +41,7 @@ def test_the_documented_policy_drop(samples_dir):
     assert drop.source.ref == "default/xwing"
     assert drop.destination.pod == "deathstar-7848d6c4d5-th9v2"
     assert (drop.protocol, drop.src_port, drop.dst_port, drop.tcp_flags) == ("TCP", 44916, 80, ("SYN",))
-    assert drop.is_drop and drop.port_label == "80/TCP"
+    assert drop.is_drop and flow_port(drop).text == "80/TCP"
 
 
 def test_newer_fields_of_cilium_1_19(samples_dir):

@@ -16,7 +16,8 @@ import pytest
 
 from hubbletui.cluster.model import ClusterState
 from hubbletui.cluster.snapshot import load_snapshot
-from hubbletui.diagnose.connections import ConnectionTracker, GroupKey
+from hubbletui.diagnose.connections import ConnectionTracker
+from hubbletui.flows.conn import Conn, GroupKey, Port
 from hubbletui.flows.model import L7, Endpoint, Flow
 from hubbletui.flows.recording import read_events
 from hubbletui.policy.engine import PolicyEngine
@@ -40,7 +41,7 @@ def state() -> ClusterState:
 
 @pytest.fixture
 def detector(state, events) -> MeshRefusalDetector:
-    d = MeshRefusalDetector(state)
+    d = MeshRefusalDetector(PolicyEngine(state, follow=True))
     d.observe_events(events)
     return d
 
@@ -66,7 +67,7 @@ def test_fixture_recording_reads_cleanly(events, state):
 
 def test_crashlooping_client_is_refused_by_authorization_policy(detector):
     refusal = by_pair(detector.refusals())[("shop/checkout", "shop/payments", 8080)]
-    assert refusal.key == ("shop/checkout", "shop/payments", 8080, "TCP", AUTHZ_DENIED)
+    assert refusal.key == GroupKey(Conn("shop/checkout", "shop/payments", Port(8080, "TCP")), "FORWARDED", AUTHZ_DENIED)
     assert refusal.layer == "istio" and refusal.status == REFUSED and refusal.confidence == "high"
     assert refusal.source_principal == "cluster.local/ns/shop/sa/checkout"
     ev = refusal.evidence
@@ -79,7 +80,7 @@ def test_crashlooping_client_is_refused_by_authorization_policy(detector):
     assert decision["nearest"][0]["fields"] == ["principals"]
     assert refusal.istio.layer == "istio" and refusal.istio.verdict == "denied"
     assert "no ALLOW policy admits cluster.local/ns/shop/sa/checkout on 8080" in refusal.summary
-    assert refusal.conn == ("shop/checkout", "shop/payments", "8080/TCP")
+    assert refusal.conn == Conn("shop/checkout", "shop/payments", Port(8080, "TCP"))
     assert refusal.count == 12
     assert any("12 closed by the destination right after the handshake" in line for line in refusal.evidence_lines())
     assert any(line.startswith("nearest: shop/payments-allow rule 0 lacks principal")
@@ -87,7 +88,7 @@ def test_crashlooping_client_is_refused_by_authorization_policy(detector):
 
 
 def test_admitted_workload_with_quick_closes_is_not_flagged(detector):
-    evidence = detector.tracker.group(GroupKey("shop/frontend", "shop/payments", 8080, "TCP")).freeze()
+    evidence = detector.tracker.group(Conn("shop/frontend", "shop/payments", Port(8080, "TCP"))).freeze()
     assert evidence.quick_closes == 8  # payments closes its short connections within ms ...
     pairs = by_pair(detector.refusals())
     assert ("shop/frontend", "shop/payments", 8080) not in pairs  # ... and Istio admits frontend
@@ -95,7 +96,7 @@ def test_admitted_workload_with_quick_closes_is_not_flagged(detector):
 
 
 def test_evidence_without_mesh_is_not_a_refusal(detector):
-    evidence = detector.tracker.group(GroupKey("legacy/batch", "legacy/web", 8000, "TCP")).freeze()
+    evidence = detector.tracker.group(Conn("legacy/batch", "legacy/web", Port(8000, "TCP"))).freeze()
     assert evidence.quick_closes == 4 and evidence.silent_closes == 4
     assert ("legacy/batch", "legacy/web", 8000) not in by_pair(detector.refusals())
 
@@ -177,7 +178,7 @@ def test_stale_snapshot_still_finds_the_refusals(state, events, gone):
     for kind in gone:
         for obj in state.list(kind):
             state.delete(kind, (obj["metadata"]["namespace"], obj["metadata"]["name"]))
-    detector = MeshRefusalDetector(state)
+    detector = MeshRefusalDetector(PolicyEngine(state, follow=True))
     detector.observe_events(events)
     pairs = by_pair(detector.refusals())
     refusal = pairs[("shop/checkout", "shop/payments", 8080)]
@@ -198,7 +199,7 @@ def test_classify_one_connection_without_evidence(detector, events):
 
 
 def test_sidecar_ports_are_not_refusals(state):
-    detector = MeshRefusalDetector(state)
+    detector = MeshRefusalDetector(PolicyEngine(state, follow=True))
     checkout, payments = endpoint("checkout", "10.0.1.11"), endpoint("payments", "10.0.2.20")
     for flow in connection(0, checkout, payments, 41001, 15090, ("RST",)):
         detector.observe(flow)
@@ -214,7 +215,7 @@ def test_sniffed_port_needs_tcp_evidence(state):
                       {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/checkout"]}}],
                        "to": [{"operation": {"ports": ["7070"], "methods": ["GET"]}}]}]}})
     checkout, payments = endpoint("checkout", "10.0.1.11"), endpoint("payments", "10.0.2.20")
-    detector = MeshRefusalDetector(state)
+    detector = MeshRefusalDetector(PolicyEngine(state, follow=True))
     detector.observe(tcp(0, checkout, payments, 41001, 7070, ("SYN",), False))
     assert detector.refusals() == []
     for flow in connection(10 * MS, checkout, payments, 41002, 7070, ("RST",)):
@@ -223,20 +224,12 @@ def test_sniffed_port_needs_tcp_evidence(state):
     assert refusal.port == 7070 and any("sniffs" in note for note in refusal.notes)
 
 
-def test_detector_takes_an_engine_or_a_state(state):
-    with pytest.raises(TypeError):
-        MeshRefusalDetector(object())
-    engine = PolicyEngine(state, follow=True)
-    assert MeshRefusalDetector(engine).engine is engine
-    assert MeshRefusalDetector(state, root_namespace="mesh-root").engine.istio_root_namespace == "mesh-root"
-
-
 def test_store_ranks_refused_pods_through_mark_refusals(detector, events):
     # the TUI's integration, as proposed to its owner
-    from hubbletui.flows.store import ConnKey, FlowStore, Refusal
+    from hubbletui.flows.store import FlowStore, Refusal
     store = FlowStore(clock=lambda: 0.0)
     store.add_events(events, now=0.0)
-    store.mark_refusals(Refusal(ConnKey(*r.conn), r.summary, r.evidence_lines()) for r in detector.refusals())
+    store.mark_refusals(Refusal(r.conn, r.summary, r.evidence_lines()) for r in detector.refusals())
     top = store.ranked_pods(limit=1)[0]
     assert top.pod.startswith("checkout") and top.is_refused
 
@@ -268,7 +261,7 @@ def connection(t: int, client: Endpoint, server: Endpoint, cport: int, sport: in
 
 
 A, B = endpoint("client", "10.0.0.1"), endpoint("server", "10.0.0.2")
-KEY = GroupKey("shop/client", "shop/server", 80, "TCP")
+KEY = Conn("shop/client", "shop/server", Port(80, "TCP"))
 
 
 def test_each_packet_counts_once_whatever_the_observation_points():

@@ -7,7 +7,8 @@ import pytest
 
 from hubbletui.flows.model import LostEvents, NodeStatus
 from hubbletui.flows.query_text import QueryError, parse_query
-from hubbletui.flows.store import ConnKey, FlowStore, Refusal, RowKey, orient
+from hubbletui.flows.conn import Conn, GroupKey, Port, orient
+from hubbletui.flows.store import FlowStore, Refusal
 from tui_support import T0, mkflow
 
 EXPORTER = "database/fdb-exporter-5d9c8-abcde"
@@ -20,7 +21,7 @@ def test_rows_aggregate_by_workloads_port_verdict_reason():
     store.add(mkflow(src="database/fdb-exporter-5d9c8-zzzzz", t=6))  # another replica, same workload
     store.add(mkflow(verdict="FORWARDED", t=7))
     assert len(store.rows) == 2
-    row = store.rows[RowKey("database/fdb-exporter", "database/fdb", "4500/TCP", "DROPPED", "POLICY_DENIED")]
+    row = store.rows[GroupKey(Conn("database/fdb-exporter", "database/fdb", Port(4500, "TCP")), "DROPPED", "POLICY_DENIED")]
     assert row.count == 6 and row.attempts == 6
     assert row.first_ns == T0 and row.last_ns == T0 + 6 * 10**9
     assert {"fdb-exporter-5d9c8-abcde", "fdb-exporter-5d9c8-zzzzz", "fdb-0"} <= row.pods
@@ -35,7 +36,7 @@ def test_replies_fold_into_the_connection_row():
     # without is_reply, a packet from a low port to an ephemeral one is read as a reply
     store.add(mkflow(src="database/fdb-0", dst=EXPORTER, port=40000, sport=4500, verdict="FORWARDED",
                      flags=("ACK",), reply=None, src_workload="fdb", dst_workload="fdb-exporter"))
-    assert list(store.rows) == [RowKey("database/fdb-exporter", "database/fdb", "4500/TCP", "FORWARDED", "")]
+    assert list(store.rows) == [GroupKey(Conn("database/fdb-exporter", "database/fdb", Port(4500, "TCP")), "FORWARDED", "")]
     row = next(iter(store.rows.values()))
     assert row.count == 3 and row.attempts == 1
     assert row.src_ep.pod == EXPORTER.split("/")[1]  # the sample keeps the request's orientation
@@ -54,11 +55,11 @@ def test_drops_are_charged_to_the_initiating_pod_and_ranked():
     assert [p.ref for p in ranked] == [f"database/{EXPORTER.split('/')[1]}", "monitoring/prometheus-0",
                                        "database/fdb-0"]
     exporter = ranked[0]
-    assert exporter.total == 10 and exporter.top_peer() == ("database/fdb-0", "4500/TCP", True)
-    assert ranked[2].top_peer() == ("world", "443/TCP", False)  # no pod started it: the destination is charged
+    assert exporter.total == 10 and exporter.top_peer() == ("database/fdb-0", Port(4500, "TCP"), True)
+    assert ranked[2].top_peer() == ("world", Port(443, "TCP"), False)  # no pod started it: the destination is charged
     assert exporter.recent(store.latest_ns) == 10
     assert exporter.per_minute(store.latest_ns) == 10.0
-    assert exporter.top_rows()[0].port == "4500/TCP"
+    assert exporter.top_rows()[0].port.text == "4500/TCP"
 
 
 def test_ranking_prefers_recent_drops_in_flow_time():
@@ -86,7 +87,7 @@ def test_caps_evict_least_recent_and_count_it():
         store.add(mkflow(t=100 + i))
     assert len(store.ring) == 100 and store.stats.ring_evicted == 130
     changes = store.take_changes()
-    assert RowKey("ns/pod-0", "database/fdb", "4500/TCP", "DROPPED", "POLICY_DENIED") in changes.removed_rows
+    assert GroupKey(Conn("ns/pod-0", "database/fdb", Port(4500, "TCP")), "DROPPED", "POLICY_DENIED") in changes.removed_rows
 
 
 def test_changes_say_what_moved():
@@ -135,12 +136,12 @@ def test_mesh_refusals_count_as_drops_of_the_initiator_from_the_ring_and_after()
     store = FlowStore()
     _refused_attempts(store, 4)
     assert store.pods == {} and store.stats.drops == 0
-    conn = ConnKey("database/fdb-exporter", "database/fdb", "4500/TCP")
+    conn = Conn("database/fdb-exporter", "database/fdb", Port(4500, "TCP"))
     store.mark_refusal(conn, "AuthorizationPolicy database/fdb admits no rule for the exporter's principal",
                        ["4 connections reset by the destination within 3 ms"])
     pod = store.pods[EXPORTER]
     assert pod.total == 4 and pod.refused == 4 and pod.is_refused
-    row = store.rows[RowKey(*conn, "FORWARDED", "")]
+    row = store.rows[GroupKey(conn, "FORWARDED", "")]
     assert row.is_drop and row.refusal.layer == "istio"
     _refused_attempts(store, 2, t0=10)
     assert pod.total == 6 and store.stats.drops == 6
@@ -154,16 +155,20 @@ def test_mesh_refusals_count_as_drops_of_the_initiator_from_the_ring_and_after()
     assert parse_query("verdict:refused").match_pod(pod)
 
 
-def test_orient_keeps_icmp_and_port_labels():
-    icmp = mkflow(proto="ICMPv4", verdict="FORWARDED", reply=None)
-    assert orient(icmp)[2] == icmp.port_label
+def test_orient_names_icmp_by_the_request_type_and_turns_replies_around():
+    request = mkflow(verdict="FORWARDED", reply=None)._replace(protocol="ICMPv4", dst_port=8, src_port=0,
+                                                                tcp_flags=())
+    reply = request._replace(source=request.destination, destination=request.source, dst_port=0)
+    assert orient(request).port.text == "ICMPv4 type 8" and not orient(request).reply
+    turned = orient(reply)
+    assert turned.reply and turned.conn == orient(request).conn  # the echo reply belongs to the request's row
 
 
 def test_recent_flows_and_flows_of_a_connection():
     store = FlowStore()
     _refused_attempts(store, 3)
     store.add(mkflow(dst="database/other-0", dst_workload="other", t=20))
-    conn = ConnKey("database/fdb-exporter", "database/fdb", "4500/TCP")
+    conn = Conn("database/fdb-exporter", "database/fdb", Port(4500, "TCP"))
     assert len(store.flows_of(conn)) == 9
     last = store.recent_flows(2)
     assert last[-1].destination.pod == "other-0" and len(last) == 2
@@ -182,7 +187,7 @@ def test_query_words_and_prefixes():
 
     def shown(text):
         q = parse_query(text)
-        return [r.key.port for r in rows if q.match_row(r)]
+        return [r.key.port.text for r in rows if q.match_row(r)]
 
     assert shown("") == ["4500/TCP", "9100/TCP"]
     assert shown("ns:monitoring") == ["9100/TCP"]

@@ -25,7 +25,7 @@ def fixes():
 
 def test_three_fixes_in_the_story_order(fixes):
     first, second, third = (g.suggestions[0] for g in fixes[:3])
-    assert (fixes[0].case.src_ref, fixes[0].case.dst_ref, fixes[0].case.port, fixes[0].case.layer) == \
+    assert (fixes[0].case.src, fixes[0].case.dst, fixes[0].case.port.number, fixes[0].case.layer) == \
         (EXPORTER, FDB, 4500, "egress")
     assert first.kind == "label-change"
     assert first.target.to_dict() == {"kind": "Deployment", "namespace": "database", "name": "fdb-exporter"}
@@ -33,7 +33,7 @@ def test_three_fixes_in_the_story_order(fixes):
     assert first.blast.count == 0
     assert any("Istio still refuses" in note for note in first.notes)
 
-    assert (fixes[1].case.src_ref, fixes[1].case.dst_ref, fixes[1].case.port, fixes[1].case.layer) == \
+    assert (fixes[1].case.src, fixes[1].case.dst, fixes[1].case.port.number, fixes[1].case.layer) == \
         (EXPORTER, FDB, 4500, "istio")
     assert second.kind == "istio-authz"
     op = second.patches[0].body[0]
@@ -43,7 +43,7 @@ def test_three_fixes_in_the_story_order(fixes):
                   if d["metadata"]["name"] == second.target.name)
     assert policy["spec"]["rules"][rule]["to"][0]["operation"]["ports"] == ["4500"]
 
-    assert (fixes[2].case.src_ref, fixes[2].case.dst_ref, fixes[2].case.port) == (PROMETHEUS, EXPORTER, 9161)
+    assert (fixes[2].case.src, fixes[2].case.dst, fixes[2].case.port.number) == (PROMETHEUS, EXPORTER, 9161)
     assert third.kind == "new-policy"
     (cnp,) = third.new_objects
     assert cnp["kind"] == "CiliumNetworkPolicy" and cnp["metadata"]["namespace"] == "database"

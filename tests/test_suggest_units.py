@@ -16,7 +16,8 @@ from hubbletui.cluster.model import ClusterState
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.decode import event_from_json
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.diagnose.explain import explain_flows
+from hubbletui.diagnose.diagnosis import diagnose
+from hubbletui.diagnose.explain import explain_group, refusal_group
 from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
 from hubbletui import files as atomic
 from hubbletui.render.fixes_md import fenced
@@ -25,8 +26,9 @@ from hubbletui.render.fixes_yaml import comment, render_yaml
 from hubbletui.suggest import jsonpatch
 from hubbletui.suggest.candidates_label import label_options
 from hubbletui.suggest.candidates_policy import new_policy_options
-from hubbletui.diagnose.groups import DropCase
-from hubbletui.suggest.fixes import suggest_for_case, suggest_for_group
+from hubbletui.diagnose.groups import DropGroup, group_drops
+from hubbletui.flows.conn import Conn, GroupKey, Port
+from hubbletui.suggest.fixes import suggest_for_case
 from hubbletui.suggest.model import (
     LABEL_CHANGE,
     NEW_POLICY,
@@ -105,8 +107,7 @@ def test_a_candidate_that_breaks_working_traffic_is_never_shown():
     objects, engine = cluster(B_ADMITS_TRUSTED, TRUSTED_EGRESS)
     recorded = flows(objects, [("forward", "app/a", "app/c", 9000, "TCP"),
                                ("drop", "app/a", "app/b", 80, "TCP", "INGRESS")])
-    case = DropCase("app/a", "app/b", 80, "TCP", "POLICY_DENIED", "ingress", 1,
-                    ((recorded[1].source, recorded[1].destination),))
+    (case,) = [explain_group(engine, g) for g in group_drops(recorded, engine)]
     fixes = suggest_for_case(engine, case, recorded)
     kinds = [s.kind for s in fixes.suggestions]
     assert LABEL_CHANGE not in kinds and NEW_POLICY in kinds and "rule-patch" in kinds
@@ -120,8 +121,7 @@ def test_the_check_failure_is_said_when_no_candidate_survives():
     objects, engine = cluster(B_ADMITS_TRUSTED, TRUSTED_EGRESS)
     recorded = flows(objects, [("forward", "app/a", "app/c", 9000, "TCP"),
                                ("drop", "app/a", "app/b", 80, "TCP", "INGRESS")])
-    case = DropCase("app/a", "app/b", 80, "TCP", "POLICY_DENIED", "ingress", 1,
-                    ((recorded[1].source, recorded[1].destination),))
+    (case,) = [explain_group(engine, g) for g in group_drops(recorded, engine)]
     fixes = suggest_for_case(engine, case, recorded, fmt="istio")  # only Istio fixes: nothing else to try
     assert fixes.suggestions == []
     assert any("--format istio" in reason for reason in fixes.not_offered)
@@ -183,7 +183,9 @@ def test_names_cannot_break_out_of_comments_or_markdown():
                                 "metadata": {"name": "p", "namespace": "app"},
                                 "spec": {"description": evil, "endpointSelector": {}, "ingress": [{}]}})
     s = Suggestion((change,), evil, BlastRadius((NewPair(evil, "app/b", "TCP 80", "cilium"),)), (evil,), rank=1)
-    group = GroupFixes(DropCase(evil, "app/b", 80, "TCP", "POLICY_DENIED", "ingress", 1), evil, [s])
+    (sample,) = flows(cluster()[0], [("drop", "app/a", "app/b", 80, "TCP", "INGRESS")])
+    key = GroupKey(Conn(evil, "app/b", Port(80, "TCP")), "DROPPED", "POLICY_DENIED")
+    group = GroupFixes(DropGroup(key, 1, 0, 0, sample, layer="ingress"), evil, [s])
     docs = [d for d in yaml.safe_load_all(render_yaml([group])) if d]
     assert len(docs) == 1 and docs[0]["kind"] == "CiliumNetworkPolicy" and docs[0]["spec"]["description"] == evil
     assert "\\<" in md_text("<script>") and fenced("a ``` b", "yaml").startswith("````yaml\n")
@@ -233,13 +235,15 @@ def test_tui_entry_points_take_explained_groups_and_mesh_refusals():
     from hubbletui.flows.recording import read_events
 
     events = list(read_events(str(recording)))
-    (group,) = explain_flows(engine, events)
-    assert [s.kind for s in suggest_for_group(engine, group, events)][:1] == ["label-change"]
+    (group,) = diagnose(engine, events).groups
+    assert [s.kind for s in suggest_for_case(engine, group, events).suggestions][:1] == ["label-change"]
 
     cluster_file, recording = scenario("istio-mesh")
     engine, _, _ = suggest_scenario(cluster_file, recording)
-    detector = MeshRefusalDetector(engine.state)
+    detector = MeshRefusalDetector(engine)
     events = list(read_events(str(recording)))
     detector.observe_events(events)
     (refusal,) = detector.refusals()
-    assert [s.kind for s in suggest_for_group(engine, refusal, events)] == ["istio-authz", "istio-authz"]
+    stats = detector.tracker.group(refusal.conn)
+    group = refusal_group(refusal, events[0], (stats.source, stats.destination))
+    assert [s.kind for s in suggest_for_case(engine, group, events).suggestions] == ["istio-authz", "istio-authz"]

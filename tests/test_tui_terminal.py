@@ -27,7 +27,12 @@ class Terminal:
         self.socket = f"hubbletui-test-{uuid.uuid4().hex[:8]}"
         self.session = "t"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        self._tmux("new-session", "-d", "-s", self.session, "-x", "150", "-y", "45",
+        # The size is fixed before the program starts: under load, a session created with -x/-y alone was
+        # sometimes still 80x24 when the app first asked for its size.
+        self._tmux("-f", "/dev/null", "new-session", "-d", "-s", self.session, "-x", "150", "-y", "45", "cat")
+        self._tmux("set-option", "-t", self.session, "window-size", "manual")
+        self._tmux("resize-window", "-t", self.session, "-x", "150", "-y", "45")
+        self._tmux("respawn-pane", "-k", "-t", self.session,
                    f"cd {shlex.quote(str(ROOT))} && env {exports} {command}; sleep 30")
 
     def _tmux(self, *args: str) -> str:

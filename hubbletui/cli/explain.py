@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import click
@@ -10,9 +9,8 @@ import orjson
 
 from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
 from hubbletui.errors import ExitCode
-from hubbletui.diagnose.explain import DISAGREEMENT, DropGroup, explain_flows
-from hubbletui.render.flowtext import format_time
-from hubbletui.untrusted import printable
+from hubbletui.diagnose.diagnosis import diagnose
+from hubbletui.render.drops_text import render_markdown, render_text
 
 
 @click.command(help="Explain every dropped flow of a recording (jsonpb lines, '-' for stdin) against the "
@@ -33,10 +31,11 @@ def explain(**kwargs) -> int:
     input_file = kwargs.pop("input_file")
     state = load_cluster(kwargs)
     engine = build_engine(kwargs, state)
-    groups = explain_flows(engine, read_events(input_file))
+    found = diagnose(engine, read_events(input_file))
+    groups = found.groups
     if output == "json":
         doc = {"cluster": state.source, "drops": sum(g.flows for g in groups), "groups": [g.to_dict() for g in groups],
-               "disagreements": sum(1 for g in groups if g.status == DISAGREEMENT)}
+               "disagreements": found.disagreements}
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     elif output == "md":
         click.echo(render_markdown(groups, state.source))
@@ -46,67 +45,3 @@ def explain(**kwargs) -> int:
         click.echo("hubbletui: no dropped flow in the input", err=True)
         return ExitCode.NOTHING_TO_FIX
     return ExitCode.OK
-
-
-def _when(group: DropGroup) -> str:
-    first, last = format_time(group.first_ns), format_time(group.last_ns)
-    return first if first == last else f"{first} .. {last}"
-
-
-def render_text(groups: list[DropGroup]) -> str:
-    p = printable
-    if not groups:
-        return "no dropped flows"
-    lines = []
-    for group in groups:
-        flag = "  [DISAGREEMENT]" if group.status == DISAGREEMENT else ""
-        lines.append(f"{p(group.key.text())}: {group.flows} flows, {_when(group)}{flag}")
-        if group.layer == "istio":
-            lines.append("  refused by Istio: Cilium forwarded it, the destination's sidecar said no")
-        elif group.layer:
-            lines.append(f"  dropped at {group.layer}")
-        lines.append(f"  {p(group.explanation)}")
-        layer = group.trace.layer(group.layer) if group.trace and group.layer else None
-        if layer is not None:
-            for near in layer.nearest[:3]:
-                lacks = "; ".join(lack["text"] for lack in near["lacks"])
-                lines.append(f"  nearest: {p(near['ref'])} {p(near['path'])} lacks {p(lacks)}")
-            for hit in layer.denied_by:
-                lines.append(f"  denied by: {p(hit['ref'])} {p(hit['path'])}")
-        for note in group.notes:
-            lines.append(f"  note: {p(note)}")
-        lines.append("")
-    disagreements = sum(1 for g in groups if g.status == DISAGREEMENT)
-    lines.append(f"{len(groups)} groups, {sum(g.flows for g in groups)} dropped flows, "
-                 f"{disagreements} disagreements")
-    return "\n".join(lines)
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
-
-
-def md(text: str) -> str:
-    """Untrusted text as literal Markdown: control characters shown, markup characters escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", printable(str(text)))
-
-
-def render_markdown(groups: list[DropGroup], source: str) -> str:
-    lines = [f"# Dropped flows explained ({md(source)})", ""]
-    if not groups:
-        return "\n".join(lines + ["No dropped flows."])
-    lines += ["| source | destination | port | reason | flows | layer | status |", "|---|---|---|---|---|---|---|"]
-    for g in groups:
-        port = f"{g.key.port}/{g.key.protocol}"
-        lines.append(f"| {md(g.key.src)} | {md(g.key.dst)} | {md(port)} | {md(g.key.reason)} | {g.flows} | "
-                     f"{md(g.layer or '-')} | {'**disagreement**' if g.status == DISAGREEMENT else md(g.status)} |")
-    for g in groups:
-        lines += ["", f"## {md(g.key.text())}", "", md(g.explanation)]
-        layer = g.trace.layer(g.layer) if g.trace and g.layer else None
-        if layer is not None and layer.nearest:
-            lines.append("")
-            for near in layer.nearest[:3]:
-                lacks = "; ".join(lack["text"] for lack in near["lacks"])
-                lines.append(f"- nearest: {md(near['ref'])} {md(near['path'])}: lacks {md(lacks)}")
-        for note in g.notes:
-            lines.append(f"- note: {md(note)}")
-    return "\n".join(lines)

@@ -12,7 +12,8 @@ import orjson
 from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
 from hubbletui.errors import HubbleTuiError
 from hubbletui.policy.ports import normalise_protocol
-from hubbletui.policy.result import render_text, summary_dict
+from hubbletui.policy.result import summary_dict
+from hubbletui.render.trace_lines import render_trace
 
 
 def parse_dport(text: str, default_protocol: str = "TCP") -> tuple[int, str]:
@@ -66,7 +67,7 @@ def trace(**kwargs) -> int:
     if output == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        click.echo(render_text(result))
+        click.echo(render_trace(result))
     return 0
 
 

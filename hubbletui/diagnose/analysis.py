@@ -1,24 +1,25 @@
-"""What the drop detail screen shows for one aggregated row: the explanation per layer, and the checked fixes.
+"""What the drop detail screen explains for one aggregated row: the group it is, and each layer's verdict.
 
-The one place the TUI calls the policy and suggest layers, so the screens stay the same while those grow. No
-Textual here: `analyse` runs in a worker thread, on snapshots the UI thread took (`Evidence`), never on the
-live store. Without a cluster (no engine), the result says so instead of guessing.
+No Textual here: `analyse` runs in a worker thread, on snapshots the UI thread took (`Evidence`), never on the
+live store. Without a cluster (no engine), the result says so instead of guessing. The fixes for the group
+come from `hubbletui.suggest.drill_in`, which calls this first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Flow
-from hubbletui.flows.store import FlowStore, Refusal, Row, RowKey
 from hubbletui.diagnose import drop_reasons
+from hubbletui.diagnose.explain import explain_group, refusal_group
+from hubbletui.diagnose.groups import DropGroup, group_drops
+from hubbletui.flows.store import FlowStore, Refusal, Row, RowKey
+from hubbletui.policy.engine import PolicyEngine
+from hubbletui.policy.result import TraceResult
 
 NO_CLUSTER = ("no cluster: explanations and fixes need the policies, give --cluster PATH (a snapshot) or --live "
               "(read the cluster through the Kubernetes API)")
-FORMATS = ("cilium", "k8s", "istio")  # what `f` cycles through
-MAX_PAIRS = 16
 
 
 @dataclass
@@ -44,20 +45,19 @@ class Evidence:
 class Analysis:
     key: RowKey
     headline: str  # one line: "... is denied at egress of database/fdb-exporter-...: ..."
-    fmt: str = ""
-    trace: Any = None  # hubbletui.policy.result.TraceResult when the engine could trace it
-    group: Any = None  # hubbletui.diagnose.explain.DropGroup for Cilium drops
-    fixes: Any = None  # hubbletui.suggest.model.GroupFixes when fixes were looked for
+    trace: TraceResult | None = None  # when the engine could trace it
+    group: DropGroup | None = None  # the row as a group of drops (or of refused connections)
     reason_info: drop_reasons.DropReasonInfo | None = None  # what Hubble's drop reason means
     refusal: Refusal | None = None
     notes: list[str] = field(default_factory=list)  # what could not be done, and why
 
     @property
-    def suggestions(self) -> list:
-        return list(self.fixes.suggestions) if self.fixes is not None else []
+    def fixable(self) -> DropGroup | None:
+        """The group a policy change could fix, if this row is one."""
+        return self.group if self.group is not None and self.group.fixable else None
 
 
-def analyse(row: Row, engine: Any, evidence: Evidence, fmt: str | None = None) -> Analysis:
+def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence) -> Analysis:
     key = row.key
     out = Analysis(key=key, headline="", refusal=row.refusal)
     if key.verdict == "DROPPED" and key.reason:
@@ -66,14 +66,11 @@ def analyse(row: Row, engine: Any, evidence: Evidence, fmt: str | None = None) -
         out.headline = _plain_headline(row, out)
         out.notes.append(NO_CLUSTER)
         return out
-    from hubbletui.suggest.fixes import default_format
-
-    out.fmt = fmt or default_format(engine)
     try:
         if row.refusal is not None:
-            _refusal(row, engine, evidence, out)
+            _refusal(row, out)
         elif key.verdict == "DROPPED":
-            _drop(row, engine, evidence, out)
+            _drop(engine, evidence, out)
         else:
             _forwarded(row, engine, out)
     except HubbleTuiError as exc:
@@ -85,58 +82,26 @@ def analyse(row: Row, engine: Any, evidence: Evidence, fmt: str | None = None) -
     return out
 
 
-def _drop(row: Row, engine: Any, evidence: Evidence, out: Analysis) -> None:
-    from hubbletui.diagnose.explain import explain_group, group_drops
-    from hubbletui.diagnose.groups import case_of_group
-
+def _drop(engine: PolicyEngine, evidence: Evidence, out: Analysis) -> None:
     groups = group_drops(evidence.flows, engine)
     group = explain_group(engine, groups[0])  # the engine may name a side differently: the biggest group
     out.group, out.trace = group, group.trace
     out.headline = group.explanation
     out.notes += group.notes
-    if not drop_reasons.is_policy(row.key.reason or "UNKNOWN") or row.sample.is_reply:
-        return  # not a rule's doing: explain_group said what it means, and no policy change fixes it
-    pairs = tuple(dict.fromkeys((f.source, f.destination) for f in evidence.flows))[:MAX_PAIRS]
-    case = case_of_group(group, pairs)
-    _suggest(engine, case, evidence, out)
 
 
-def _refusal(row: Row, engine: Any, evidence: Evidence, out: Analysis) -> None:
-    from hubbletui.diagnose.groups import case_of_refusal
-
+def _refusal(row: Row, out: Analysis) -> None:
     refusal = row.refusal
-    finding = refusal.detail if refusal is not None else None
     out.headline = f"refused by {refusal.layer}: {refusal.summary}"
-    if finding is None:
-        return
-    case = case_of_refusal(finding, row.src_ep, row.dst_ep)
-    _suggest(engine, case, evidence, out)
-    if out.fixes is not None:
-        out.trace = out.fixes.trace
+    if refusal.detail is not None:
+        out.group = refusal_group(refusal.detail, row.sample, (row.src_ep, row.dst_ep))
 
 
-def port_and_protocol(row: Row) -> tuple[int, str]:
-    label = row.key.port
-    number, _, proto = label.partition("/")
-    if number.isdigit():
-        return int(number), proto or "TCP"
-    if label.startswith("ICMP"):
-        return row.sample.dst_port, label  # Hubble puts the ICMP type where a port would be
-    return 0, label
-
-
-def _forwarded(row: Row, engine: Any, out: Analysis) -> None:
-    port, proto = port_and_protocol(row)
+def _forwarded(row: Row, engine: PolicyEngine, out: Analysis) -> None:
+    port = row.key.port
     src, dst = engine.subject_for_endpoint(row.src_ep), engine.subject_for_endpoint(row.dst_ep)
-    out.trace = engine.trace(src, dst, port, proto)
+    out.trace = engine.trace(src, dst, port.number, port.protocol or "TCP")
     out.headline = out.trace.explanation()
-
-
-def _suggest(engine: Any, case: Any, evidence: Evidence, out: Analysis) -> None:
-    from hubbletui.suggest.fixes import suggest_for_case
-    from hubbletui.suggest.observed import ObservedTraffic
-
-    out.fixes = suggest_for_case(engine, case, ObservedTraffic(evidence.working), out.fmt)
 
 
 def _plain_headline(row: Row, out: Analysis) -> str:

@@ -20,6 +20,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from hubbletui.flows.conn import Conn, Port, is_reply
 from hubbletui.flows.model import Endpoint, Flow
 
 QUICK_CLOSE_WINDOW_NS = 50_000_000  # "right after setup": the destination closed within 50 ms of its SYN-ACK
@@ -27,17 +28,7 @@ SETTLE_AFTER_NS = 5_000_000_000  # a connection older than this has shown what i
 MAX_CONNECTIONS = 20_000
 MAX_GROUPS = 5_000
 MAX_SAMPLES = 5
-EPHEMERAL_START = 32768  # Linux's default ip_local_port_range: a packet to such a port is a reply
 _PASSED = frozenset({"FORWARDED", "REDIRECTED"})  # REDIRECTED: to Cilium's own L7 proxy, still delivered
-
-
-class GroupKey(NamedTuple):
-    """Connections as people name them: initiator and responder workloads, the responder's port."""
-
-    source: str  # Endpoint.workload_ref: "ns/deployment", "ns/pod", "world", ...
-    destination: str
-    port: int
-    protocol: str
 
 
 class QuickClose(NamedTuple):
@@ -139,7 +130,7 @@ class GroupStats:
                  "http_403", "http_flows", "key", "last_ns", "quick_closes", "quick_resets", "reset_at_connect",
                  "silent_closes", "source")
 
-    def __init__(self, key: GroupKey, source: Endpoint, destination: Endpoint, time_ns: int):
+    def __init__(self, key: Conn, source: Endpoint, destination: Endpoint, time_ns: int):
         self.key = key
         self.source = source  # the initiator and responder as the latest flow named them
         self.destination = destination
@@ -193,7 +184,7 @@ class ConnectionTracker:
 
     def __post_init__(self) -> None:
         self._conns: OrderedDict[tuple, _Conn] = OrderedDict()  # oldest first
-        self._groups: OrderedDict[GroupKey, GroupStats] = OrderedDict()  # least recently seen first
+        self._groups: OrderedDict[Conn, GroupStats] = OrderedDict()  # least recently seen first
         self._settled_at = -1
 
     # ------------------------------------------------------------------------------------------------ input
@@ -207,12 +198,7 @@ class ConnectionTracker:
         flags = flow.tcp_flags
         l7 = flow.l7
         syn, ack = "SYN" in flags, "ACK" in flags
-        if syn:
-            reply = ack
-        elif flow.is_reply is not None:
-            reply = flow.is_reply
-        else:
-            reply = (l7 is not None and l7.type == "RESPONSE") or 0 < flow.src_port < EPHEMERAL_START <= flow.dst_port
+        reply = is_reply(flow)
         if l7 is not None:
             group = self._group(flow, reply)
             if l7.protocol == "http":
@@ -306,7 +292,7 @@ class ConnectionTracker:
             src, dst, port = flow.destination, flow.source, flow.src_port
         else:
             src, dst, port = flow.source, flow.destination, flow.dst_port
-        key = GroupKey(src.workload_ref, dst.workload_ref, port, "TCP")
+        key = Conn(src.workload_ref, dst.workload_ref, Port(port, "TCP"))
         groups = self._groups
         group = groups.get(key)
         t = flow.time_ns
@@ -343,7 +329,7 @@ class ConnectionTracker:
     def groups(self) -> list[GroupStats]:
         return list(self._groups.values())
 
-    def group(self, key: GroupKey) -> GroupStats | None:
+    def group(self, key: Conn) -> GroupStats | None:
         return self._groups.get(key)
 
     @property

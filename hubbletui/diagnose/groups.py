@@ -1,142 +1,179 @@
-"""What a suggestion is for: one group of dropped flows (or connections the mesh refused), keyed as `explain`
-groups them: (source workload, destination workload, port, protocol, reason).
+"""Groups of drops: the flows of one connection with one outcome, as `explain` explains them, `suggest` fixes
+them and the TUI drills into them.
 
-Cilium policy drops are grouped and explained by `hubbletui.diagnose.explain`; Istio refusals come from
-`hubbletui.diagnose.mesh_refusals`, which finds them among forwarded flows. A case keeps the distinct endpoint
-pairs it saw, so that a check asks about every pod identity involved, not only the first.
+Cilium's drops are keyed by the workloads the cluster state names on each side; the connections Istio's
+sidecar refused (`mesh_refusals`), which Hubble shows as forwarded, are groups of layer "istio". A group keeps the distinct endpoint pairs it saw, so that a check asks about
+every pod identity involved, not only the first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hubbletui.flows.model import Endpoint, Flow
 from hubbletui.diagnose import drop_reasons
-from hubbletui.diagnose.explain import DropGroup, drop_key, explain_group, group_drops
+from hubbletui.diagnose.mesh_refusals import LAYER as ISTIO, MeshRefusal
+from hubbletui.diagnose.pod_status import pod_status
+from hubbletui.flows.conn import Conn, GroupKey, Port
+from hubbletui.flows.model import Endpoint, Flow
+from hubbletui.policy.engine import PolicyEngine
+from hubbletui.policy.result import TraceResult
 
-MAX_PAIRS = 16  # distinct (source pod, destination pod) kept per case: enough to check every identity involved
-TROUBLE = ("CrashLoopBackOff", "Error", "OOMKilled")  # a pod whose own connections failing may be the cause
+EXPLAINED, DISAGREEMENT, NOT_POLICY, UNRESOLVED = "explained", "disagreement", "not-policy", "unresolved"
+MAX_PAIRS = 16  # distinct (source pod, destination pod) kept per group: enough to check every identity involved
+Pair = tuple[Endpoint, Endpoint]
 
 
 @dataclass
-class DropCase:
-    src_ref: str  # workload refs: "ns/workload", "ns/pod", "world", an IP
-    dst_ref: str
-    port: int  # ICMP: the type
-    protocol: str
-    reason: str  # POLICY_DENIED | POLICY_DENY | ISTIO_AUTHZ_DENIED | ISTIO_MTLS_STRICT_PLAINTEXT | ...
-    layer: str  # egress | ingress (Hubble's traffic_direction) | istio | "" (not said)
-    count: int = 0
-    pairs: tuple[tuple[Endpoint, Endpoint], ...] = ()  # empty: resolve the refs instead
-    summary: str = ""  # the explanation explain (or the mesh refusal detector) gave
+class DropGroup:
+    key: GroupKey
+    flows: int
+    first_ns: int
+    last_ns: int
+    sample: Flow
+    status: str = UNRESOLVED  # explained | disagreement | not-policy | unresolved
+    explanation: str = ""
+    layer: str = ""  # the layer that dropped: ingress | egress (Hubble's word, else the engine's) | istio | ""
+    trace: TraceResult | None = None
+    reason_info: drop_reasons.DropReasonInfo | None = None
+    notes: list[str] = field(default_factory=list)
+    directions: set[str] = field(default_factory=set)  # every traffic_direction seen in the group
+    refusal: MeshRefusal | None = None  # layer "istio": the refusal this group stands for
+    pairs: dict[Pair, None] = field(default_factory=dict)  # distinct non-reply endpoint pairs, at most MAX_PAIRS
+    replies: int = 0  # dropped replies: connection tracking's doing, which no rule change fixes
+    in_trouble: bool = False  # a pod of the source is crashlooping (or failing): its failing connections may be why
 
     @property
-    def key(self) -> tuple[str, str, int, str, str]:
-        return self.src_ref, self.dst_ref, self.port, self.protocol, self.reason
+    def src(self) -> str:
+        return self.key.src
 
     @property
-    def port_label(self) -> str:
-        return f"{self.protocol} type {self.port}" if self.protocol.startswith("ICMP") else \
-            f"{self.port}/{self.protocol}"
+    def dst(self) -> str:
+        return self.key.dst
+
+    @property
+    def port(self) -> Port:
+        return self.key.port
+
+    @property
+    def protocol(self) -> str:
+        """The protocol a fix names: TCP where Hubble said none."""
+        return self.key.port.protocol or "TCP"
+
+    @property
+    def reason(self) -> str:
+        return self.key.reason
+
+    @property
+    def is_disagreement(self) -> bool:
+        return self.status == DISAGREEMENT
+
+    @property
+    def fixable(self) -> bool:
+        """Can a policy change fix it: a mesh refusal, or a policy drop of connections (not only replies)."""
+        if self.refusal is not None:
+            return True
+        return drop_reasons.is_policy(self.reason or "UNKNOWN") and self.flows > self.replies
+
+    @property
+    def count(self) -> int:
+        """What a fix stops: refused connection attempts, or dropped flows that were not replies."""
+        return self.refusal.count if self.refusal is not None else self.flows - self.replies
+
+    @property
+    def endpoint_pairs(self) -> tuple[Pair, ...]:
+        return tuple(self.pairs) or ((self.sample.source, self.sample.destination),)
 
     @property
     def title(self) -> str:
         """"database/fdb-exporter -> database/foundationdb 4500/TCP" """
-        return f"{self.src_ref} -> {self.dst_ref} {self.port_label}"
+        return self.key.conn.text
 
     @property
     def fixes_text(self) -> str:
-        what = "refused connections" if self.layer == "istio" else "dropped flows"
+        what = "refused connections" if self.layer == ISTIO else "dropped flows"
         where = f" at {self.layer}" if self.layer else ""
         return f"{self.title} ({self.reason}{where}, {self.count} {what})"
 
-    def to_dict(self) -> dict:
-        return {"src": self.src_ref, "dst": self.dst_ref, "port": self.port, "protocol": self.protocol,
+    def add(self, flow: Flow) -> None:
+        self.flows += 1
+        self.first_ns = min(self.first_ns, flow.time_ns)
+        self.last_ns = max(self.last_ns, flow.time_ns)
+        if flow.direction:
+            self.directions.add(flow.direction.lower())
+        if flow.is_reply:
+            self.replies += 1
+        elif len(self.pairs) < MAX_PAIRS:
+            self.pairs.setdefault((flow.source, flow.destination), None)
+
+    def case_dict(self) -> dict:
+        """The group as `suggest -o json` names it."""
+        port = self.key.port
+        return {"src": self.src, "dst": self.dst, "port": port.number, "protocol": self.protocol,
                 "reason": self.reason, "layer": self.layer or None, "count": self.count}
 
-
-def policy_drop_cases(flows: list[Flow], engine) -> tuple[list[DropCase], int]:
-    """Cilium policy drops grouped and explained; also how many drops no policy change can fix (other drop
-    reasons, and dropped replies, which point at connection tracking rather than at a rule)."""
-    drops = [f for f in flows if f.is_drop]
-    policy = [f for f in drops if not f.is_reply and drop_reasons.is_policy(f.drop_reason_name or f.drop_reason)]
-    pairs: dict[tuple, dict[tuple[Endpoint, Endpoint], None]] = {}
-    cache: dict = {}
-    for flow in policy:
-        seen = pairs.setdefault(drop_key(flow, engine, cache), {})
-        if len(seen) < MAX_PAIRS:
-            seen.setdefault((flow.source, flow.destination), None)
-    cases = []
-    for group in group_drops(policy, engine):
-        explain_group(engine, group)
-        cases.append(case_of_group(group, tuple(pairs[group.key])))
-    return cases, len(drops) - len(policy)
+    def to_dict(self) -> dict:
+        """The group as `explain -o json` reports it."""
+        port = self.key.port
+        return {"src": self.src, "dst": self.dst, "port": port.number, "protocol": port.protocol,
+                "reason": self.reason, "flows": self.flows, "first_time_ns": self.first_ns,
+                "last_time_ns": self.last_ns, "status": self.status, "layer": self.layer or None,
+                "explanation": self.explanation,
+                "reason_info": self.reason_info.to_dict() if self.reason_info else None,
+                "sample": {"source": self.sample.source.ref, "destination": self.sample.destination.ref,
+                           "direction": self.sample.direction or None, "node": self.sample.node or None,
+                           "time_ns": self.sample.time_ns},
+                "trace": self.trace.to_dict() if self.trace else None, "notes": self.notes,
+                "istio": self.refusal.to_dict() if self.refusal else None}
 
 
-def case_of_group(group: DropGroup, pairs: tuple[tuple[Endpoint, Endpoint], ...] = ()) -> DropCase:
-    """A case from an explained `DropGroup` (the TUI and `explain` have those)."""
-    key = group.key
-    pairs = pairs or ((group.sample.source, group.sample.destination),)
-    return DropCase(key.src, key.dst, key.port, key.protocol or "TCP", key.reason, group.layer, group.flows, pairs,
-                    group.explanation)
+class DropNamer:
+    """The key of a dropped flow. With an engine, each side is named by the workload the cluster state knows
+    (Hubble's own `workloads` may be missing, as in exporter files), else by what Hubble said."""
+
+    def __init__(self, engine: PolicyEngine | None):
+        self.engine = engine
+        self._refs: dict[tuple, str] = {}
+
+    def key(self, flow: Flow) -> GroupKey:
+        reason = flow.drop_reason_name or (str(flow.drop_reason) if flow.drop_reason else "UNKNOWN")
+        conn = Conn(self._ref(flow.source), self._ref(flow.destination), Port(flow.dst_port, flow.protocol))
+        return GroupKey(conn, "DROPPED", reason)
+
+    def _ref(self, endpoint: Endpoint) -> str:
+        if self.engine is None:
+            return endpoint.workload_ref
+        key = (endpoint.namespace, endpoint.pod, endpoint.ip, endpoint.labels, endpoint.identity)
+        ref = self._refs.get(key)
+        if ref is None:
+            subject = self.engine.subject_for_endpoint(endpoint)
+            ref = self._refs[key] = subject.workload_ref if subject.kind in ("pod", "workload", "flow") \
+                else endpoint.ref
+        return ref
 
 
-def case_of_refusal(refusal, source: Endpoint | None = None, destination: Endpoint | None = None) -> DropCase:
-    """A case from a `MeshRefusal`, with the endpoints the connection tracker last saw when known."""
-    pairs = ((source, destination),) if source is not None and destination is not None else ()
-    return DropCase(refusal.source, refusal.destination, refusal.port, refusal.protocol, refusal.reason, "istio",
-                    refusal.count, pairs, refusal.summary)
+def group_drops(flows: Iterable, engine: PolicyEngine | None = None) -> list[DropGroup]:
+    """The dropped flows of ``flows`` (other events are ignored) grouped, most flows first."""
+    namer, groups = DropNamer(engine), {}
+    for flow in flows:
+        if isinstance(flow, Flow) and flow.is_drop:
+            add_flow(groups, namer.key(flow), flow)
+    return sorted(groups.values(), key=lambda g: (-g.flows, g.key))
 
 
-def as_case(group) -> DropCase:
-    """A DropCase from whatever names a group: a DropCase, an explained DropGroup, or a MeshRefusal."""
-    if isinstance(group, DropCase):
-        return group
-    if isinstance(group, DropGroup):
-        return case_of_group(group)
-    if hasattr(group, "evidence") and hasattr(group, "reason"):
-        return case_of_refusal(group)
-    raise TypeError(f"cannot suggest fixes for a {type(group).__name__}")
+def add_flow(groups: dict[GroupKey, DropGroup], key: GroupKey, flow: Flow) -> None:
+    group = groups.get(key)
+    if group is None:
+        group = groups[key] = DropGroup(key, 0, flow.time_ns, flow.time_ns, flow)
+    group.add(flow)
 
 
-def refusal_cases(detector) -> list[DropCase]:
-    """Cases from a `MeshRefusalDetector` that has seen the flows."""
-    from hubbletui.diagnose.connections import GroupKey
-
-    out = []
-    for r in detector.refusals():
-        group = detector.tracker.group(GroupKey(r.source, r.destination, r.port, r.protocol))
-        out.append(case_of_refusal(r, *((group.source, group.destination) if group is not None else ())))
-    return out
-
-
-def _in_trouble(engine, case: DropCase) -> bool:
-    """Is a pod of the source crashlooping (or failing)? Its own failing connections may be why."""
-    members = engine.inventory.namespaces.get(case.src_ref.partition("/")[0]) if "/" in case.src_ref else None
+def source_in_trouble(engine: PolicyEngine, ref: str) -> bool:
+    """Is a pod of the workload ``ref`` ("ns/name") crashlooping or failing (`pod_status.TROUBLE`)?"""
+    namespace, _, name = ref.partition("/")
+    members = engine.inventory.namespaces.get(namespace) if name else None
     if members is None:
         return False
-    name = case.src_ref.partition("/")[2]
-    pods = [members.raw.get("Pod", {}).get(p) for owner, names in members.members.items() if owner[1] == name
-            for p in names] or [members.raw.get("Pod", {}).get(name)]
-    for pod in filter(None, pods):
-        for status in ((pod.get("status") or {}).get("containerStatuses") or []):
-            state = (status or {}).get("state") or {}
-            if any(((state.get(k) or {}).get("reason") in TROUBLE) for k in ("waiting", "terminated")):
-                return True
-    return False
+    pods = [p for owner, names in members.members.items() if owner[1] == name for p in names] or [name]
+    return any((status := pod_status(engine.state, namespace, pod)) is not None and status.trouble for pod in pods)
 
-
-def cases_from_flows(flows: Iterable, engine) -> tuple[list[DropCase], int]:
-    """Every case in ``flows``: Cilium policy drops and the connections Istio refuses, those whose source pod is
-    crashlooping first, then by how many flows; and the number of drops no policy change can fix."""
-    from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
-
-    flows = [f for f in flows if isinstance(f, Flow)]
-    cases, other = policy_drop_cases(flows, engine)
-    detector = MeshRefusalDetector(engine.state, root_namespace=engine.istio_root_namespace)
-    detector.observe_events(flows)
-    cases += refusal_cases(detector)
-    trouble = {id(c): _in_trouble(engine, c) for c in cases}
-    cases.sort(key=lambda c: (not trouble[id(c)], -c.count, c.key))
-    return cases, other

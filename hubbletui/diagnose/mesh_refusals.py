@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from hubbletui.cluster.model import ClusterState
-from hubbletui.diagnose.connections import ConnectionTracker, Evidence, GroupKey, GroupStats
+from hubbletui.diagnose.connections import ConnectionTracker, Evidence, GroupStats
+from hubbletui.flows.conn import Conn, GroupKey, Port
 from hubbletui.flows.model import Endpoint, Flow
 from hubbletui.policy import istio, istio_layer
 from hubbletui.policy.engine import PolicyEngine
@@ -51,10 +51,7 @@ _MAX_CACHE = 20_000
 class MeshRefusal:
     """A group of forwarded connections that Istio refuses, keyed like explain's drop groups."""
 
-    source: str  # initiator workload ref (Endpoint.workload_ref, as the FlowStore and explain name it)
-    destination: str
-    port: int
-    protocol: str
+    conn: Conn  # initiator and responder workload refs (as the FlowStore and explain name them), the port
     reason: str  # ISTIO_AUTHZ_DENIED | ISTIO_MTLS_STRICT_PLAINTEXT
     status: str  # refused | policy-would-refuse
     confidence: str  # high (policy and packets agree) | low (policy only)
@@ -71,14 +68,25 @@ class MeshRefusal:
     layer: str = LAYER
 
     @property
-    def key(self) -> tuple[str, str, int, str, str]:
-        """(source workload, destination workload, port, protocol, reason): a drop group's key."""
-        return self.source, self.destination, self.port, self.protocol, self.reason
+    def key(self) -> GroupKey:
+        """The group these connections form: forwarded by Cilium, refused for `reason`."""
+        return GroupKey(self.conn, "FORWARDED", self.reason)
 
     @property
-    def conn(self) -> tuple[str, str, str]:
-        """(source, destination, "port/PROTO"): the FlowStore's ConnKey fields."""
-        return self.source, self.destination, f"{self.port}/{self.protocol}"
+    def source(self) -> str:
+        return self.conn.src
+
+    @property
+    def destination(self) -> str:
+        return self.conn.dst
+
+    @property
+    def port(self) -> int:
+        return self.conn.port.number
+
+    @property
+    def protocol(self) -> str:
+        return self.conn.port.protocol
 
     @property
     def count(self) -> int:
@@ -90,7 +98,7 @@ class MeshRefusal:
 
     def detail_lines(self) -> list[str]:
         """The whole explanation for a text report, one fact a line (names from the cluster included: callers
-        pass them through `render.safe.printable`)."""
+        pass them through `untrusted.printable`)."""
         detail = self.istio.detail
         out = [f"source principal: {self.source_principal} ({detail.get('source_in_mesh')})" if self.source_principal
                else f"source: plaintext, no principal ({detail.get('source_in_mesh')})",
@@ -127,17 +135,11 @@ def _request_of(url: str, method: str) -> dict:
 class MeshRefusalDetector:
     """Feed it flows with `observe`; ask `refusals()` whenever a front end redraws or a report is written.
 
-    `engine_or_state`: the PolicyEngine the front end already holds (preferred: one engine, one answer), or a
-    ClusterState, for which the detector builds its own engine that follows the state's changes.
+    `engine`: the run's one PolicyEngine (its Istio root namespace, cluster name and enforcement mode apply).
     """
 
-    def __init__(self, engine_or_state: PolicyEngine | ClusterState, *,
-                 root_namespace: str = DEFAULT_ROOT_NAMESPACE, tracker: ConnectionTracker | None = None):
-        if isinstance(engine_or_state, ClusterState):
-            engine_or_state = PolicyEngine(engine_or_state, istio_root_namespace=root_namespace, follow=True)
-        if not isinstance(engine_or_state, PolicyEngine):
-            raise TypeError("MeshRefusalDetector needs a PolicyEngine or a ClusterState")
-        self.engine = engine_or_state
+    def __init__(self, engine: PolicyEngine, *, tracker: ConnectionTracker | None = None):
+        self.engine = engine
         self.tracker = tracker or ConnectionTracker()
         self.observe = self.tracker.observe  # the per-flow path: one bound call, no wrapper
         self._generation = -1
@@ -169,7 +171,7 @@ class MeshRefusalDetector:
         tracker holds for its group; None when Istio admits it or is not in the way."""
         if protocol != "TCP":
             return None  # the sidecar's inbound listeners are TCP
-        key = GroupKey(source.workload_ref, destination.workload_ref, port, protocol)
+        key = Conn(source.workload_ref, destination.workload_ref, Port(port, protocol))
         return self._classify_group(self.tracker.group(key) or GroupStats(key, source, destination, 0))
 
     # ------------------------------------------------------------------------------------------------ internals
@@ -216,13 +218,13 @@ class MeshRefusalDetector:
 
     def _classify_group(self, group: GroupStats) -> MeshRefusal | None:
         key = group.key
-        if key.protocol != "TCP" or key.port in ISTIO_PROXY_PORTS:
+        if key.port.protocol != "TCP" or key.port.number in ISTIO_PROXY_PORTS:
             return None
         self._fresh()
         src, dst = self._subject(group.source), self._subject(group.destination)
         if src.id == dst.id:
             return None  # a pod talking to itself goes through its own sidecar's loopback path
-        layer = self._istio_layer(src, dst, key.port)
+        layer = self._istio_layer(src, dst, key.port.number)
         if layer is None:
             return None  # no sidecar at the destination: Istio is not in the way
         detail = layer.detail
@@ -237,7 +239,7 @@ class MeshRefusalDetector:
             # some HTTP requests are refused: were the 403s those?
             refused = None
             for sample in reversed(evidence.forbidden):
-                found = self._decide(src, dst, key.port, principal, True, _request_of(sample.url, sample.method))
+                found = self._decide(src, dst, key.port.number, principal, True, _request_of(sample.url, sample.method))
                 if not found.allowed:
                     refused = found
                     break
@@ -246,7 +248,7 @@ class MeshRefusalDetector:
             reason, decision = AUTHZ_DENIED, refused.to_dict()
             requests = tuple(dict.fromkeys(f"{s.method} {urlsplit(s.url).path or '/'}" for s in evidence.forbidden))
         elif str(detail.get("http", "")).startswith(_SNIFFED) and evidence.quick_closes and not group.http_seen:
-            as_tcp = self._decide(src, dst, key.port, principal, False)
+            as_tcp = self._decide(src, dst, key.port.number, principal, False)
             if as_tcp.allowed:
                 return None
             reason, decision = AUTHZ_DENIED, as_tcp.to_dict()
@@ -257,15 +259,15 @@ class MeshRefusalDetector:
         return self._refusal(key, src, dst, layer, reason, decision, evidence, requests, notes)
 
     @staticmethod
-    def _refusal(key: GroupKey, src: Subject, dst: Subject, layer: LayerResult, reason: str, decision: dict | None,
+    def _refusal(key: Conn, src: Subject, dst: Subject, layer: LayerResult, reason: str, decision: dict | None,
                  evidence: Evidence, requests: tuple[str, ...], notes: list[str]) -> MeshRefusal:
         detail = layer.detail
         mtls = detail.get("mtls") or {}
         seen = evidence.refusal_seen
-        where = f"{key.destination}:{key.port}/{key.protocol}"
+        where = f"{key.dst}:{key.port.text}"
         if reason == MTLS_STRICT_PLAINTEXT:
             decision = None
-            summary = (f"plaintext to a STRICT mTLS workload: {key.source} has no sidecar "
+            summary = (f"plaintext to a STRICT mTLS workload: {key.src} has no sidecar "
                        f"({detail.get('source_in_mesh')}) and {where} accepts only mTLS: {mtls.get('reason')}")
         else:
             summary = f"refused by Istio at {where}: {(decision or {}).get('reason') or layer.explanation}"
@@ -277,7 +279,7 @@ class MeshRefusalDetector:
                 notes.append(f"{evidence.carried_on} connection(s) carried on past the handshake: the cluster state "
                              "may not match the cluster that was recorded")
         notes += [f"{s.id}: {n}" for s in (src, dst) for n in s.notes]
-        return MeshRefusal(key.source, key.destination, key.port, key.protocol, reason,
+        return MeshRefusal(key, reason,
                            REFUSED if seen else POLICY_WOULD_REFUSE, "high" if seen else "low", summary, evidence,
                            layer, decision, mtls, detail.get("source_principal"), requests,
                            tuple(dict.fromkeys(notes)), src, dst)

@@ -112,14 +112,6 @@ class Flow(NamedTuple):
     def is_drop(self) -> bool:
         return self.verdict == "DROPPED"
 
-    @property
-    def port_label(self) -> str:
-        if self.protocol.startswith("ICMP"):
-            return f"{self.protocol}"
-        if self.dst_port:
-            return f"{self.dst_port}/{self.protocol}"
-        return self.protocol or "-"
-
 
 class NodeStatus(NamedTuple):
     """Relay's word on a node: NODE_CONNECTED, NODE_UNAVAILABLE, NODE_GONE, NODE_ERROR."""

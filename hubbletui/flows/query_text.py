@@ -17,6 +17,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hubbletui.flows.conn import flow_port
 from hubbletui.flows.decode import dns_names
 from hubbletui.flows.enums import VERDICTS
 from hubbletui.flows.model import Flow
@@ -55,7 +56,7 @@ class TextQuery:
             verdicts = {row.key.verdict, REFUSED} if row.refusal is not None else {row.key.verdict}
             if not verdicts & self.verdicts:
                 return False
-        if self.ports and _port_number(row.key.port) not in self.ports:
+        if self.ports and row.key.port.number not in self.ports:
             return False
         if self.pods:
             names = " ".join((row.key.src, row.key.dst, *row.pods)).lower()
@@ -70,7 +71,7 @@ class TextQuery:
             verdicts = {"DROPPED", REFUSED} if pod.refused else {"DROPPED"}
             if not verdicts & self.verdicts:
                 return False
-        if self.ports and not any(_port_number(port) in self.ports for _, port, _ in pod.peers):
+        if self.ports and not any(port.number in self.ports for _, port, _ in pod.peers):
             return False
         if self.pods and not any(p in pod.search_text for p in self.pods):
             return False
@@ -101,13 +102,8 @@ def flow_search_text(flow: Flow) -> str:
     l7 = flow.l7
     src_names, dst_names = dns_names(flow)
     return " ".join((flow.source.ref, flow.destination.ref, flow.source.workload_name,
-                     flow.destination.workload_name, flow.port_label, flow.verdict, flow.drop_reason_name,
+                     flow.destination.workload_name, flow_port(flow).text, flow.verdict, flow.drop_reason_name,
                      flow.direction, *src_names, *dst_names, l7.target if l7 is not None else "")).lower()
-
-
-def _port_number(label: str) -> int:
-    number, _, _ = label.partition("/")
-    return int(number) if number.isdigit() else -1
 
 
 def _verdict(word: str) -> str:

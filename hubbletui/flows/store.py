@@ -24,8 +24,9 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
+from hubbletui.flows.conn import Conn, GroupKey, Port, opens_connection, orient
 from hubbletui.flows.model import Endpoint, Event, Flow, LostEvents, NodeStatus
 
 RING_SIZE = 10_000
@@ -41,45 +42,18 @@ RATE_WINDOW_POD_S = 60  # a pod's drops per minute: over the last minute
 SLOT_S = 5
 _SLOTS = RANK_WINDOW_S // SLOT_S
 RATE_WINDOW_S = 5  # flows/s and drops/s: the last five seconds of arrivals
-EPHEMERAL_START = 32768  # Linux's default ip_local_port_range starts here
-_L4 = ("TCP", "UDP", "SCTP")
 _NS = 1_000_000_000
 CONNECTED = "NODE_CONNECTED"
 
 
-class ConnKey(NamedTuple):
-    """A connection as people name it: who started it, whom it was for, on which port."""
-
-    src: str  # workload ref: "ns/deployment", "ns/pod", "world", "host", an IP
-    dst: str
-    port: str  # "4500/TCP", "ICMPv4"
-
-
-class RowKey(NamedTuple):
-    src: str
-    dst: str
-    port: str
-    verdict: str
-    reason: str  # drop reason name for drops, else ""
-
-    @property
-    def conn(self) -> ConnKey:
-        return ConnKey(self.src, self.dst, self.port)
-
-    def as_id(self) -> str:
-        """A stable string form, for widgets that key rows by strings."""
-        return "\x1f".join(self)
-
-    @classmethod
-    def from_id(cls, text: str) -> RowKey:
-        return cls(*text.split("\x1f"))
+RowKey = GroupKey  # a row: one connection with one verdict (and drop reason)
 
 
 @dataclass(frozen=True)
 class Refusal:
     """Why a forwarded connection is a drop after all: the layer that refused it, in words, with evidence."""
 
-    conn: ConnKey
+    conn: Conn
     summary: str  # "Istio AuthorizationPolicy database/fdb-allow admits no principal cluster.local/ns/..."
     evidence: tuple[str, ...] = ()  # "SYN, SYN-ACK, then RST from the destination after 2 ms", "HTTP 403 ..."
     layer: str = "istio"
@@ -119,7 +93,9 @@ class Row:
         """Lower-case text a free-text filter looks in."""
         if not self._search:
             refused = "refused istio mesh" if self.refusal else ""
-            self._search = " ".join((*self.key, *self.pods, self.direction, refused)).lower()
+            key = self.key
+            self._search = " ".join((key.src, key.dst, key.port.text, key.verdict, key.reason, *self.pods,
+                                     self.direction, refused)).lower()
         return self._search
 
 
@@ -138,7 +114,7 @@ class PodDrops:
         self.total = 0
         self.refused = 0  # of which mesh refusals
         self.last_ns = 0
-        self.peers: Counter[tuple[str, str, bool]] = Counter()  # (peer ref, port, outgoing) -> drops
+        self.peers: Counter[tuple[str, Port, bool]] = Counter()  # (peer ref, port, outgoing) -> drops
         self.reasons: Counter[str] = Counter()
         self.rows: dict[RowKey, int] = {}  # the drop rows this pod is charged for, with their counts
         self._stamps = [0] * _SLOTS  # flow-time slot number each count belongs to
@@ -179,7 +155,7 @@ class PodDrops:
     def per_minute(self, now_ns: int) -> float:
         return self.recent(now_ns, RATE_WINDOW_POD_S) * 60 / RATE_WINDOW_POD_S
 
-    def top_peer(self) -> tuple[str, str, bool] | None:
+    def top_peer(self) -> tuple[str, Port, bool] | None:
         """(peer ref, port, outgoing) this pod's drops involve most, or None."""
         if not self.peers:
             return None
@@ -254,28 +230,6 @@ class RateMeter:
         return total / self.window
 
 
-def orient(flow: Flow) -> tuple[Endpoint, Endpoint, str, bool]:
-    """(initiator, responder, port label, is reply) for a flow, replies turned back into their connection.
-
-    Hubble marks replies (`is_reply`); when it does not say, a packet from a low port to an ephemeral one is
-    taken as a reply, so that server answers do not make one row per client port.
-    """
-    reply = flow.is_reply
-    if reply is None and flow.protocol in _L4 and 0 < flow.src_port < EPHEMERAL_START <= flow.dst_port:
-        reply = True
-    if reply:
-        return flow.destination, flow.source, f"{flow.src_port}/{flow.protocol}", True
-    return flow.source, flow.destination, flow.port_label, False
-
-
-def opens_connection(flow: Flow, reply: bool) -> bool:
-    """A flow that stands for one attempt: a request-direction SYN (or, without TCP flags, any request flow)."""
-    if reply:
-        return False
-    flags = flow.tcp_flags
-    return not flags or ("SYN" in flags and "ACK" not in flags)
-
-
 class FlowStore:
     def __init__(self, *, ring_size: int = RING_SIZE, max_rows: int = MAX_ROWS, max_pods: int = MAX_PODS,
                  clock: Callable[[], float] = time.time):
@@ -283,7 +237,7 @@ class FlowStore:
         self.ring: deque[Flow] = deque(maxlen=ring_size)
         self.rows: OrderedDict[RowKey, Row] = OrderedDict()  # least recently seen first
         self.pods: OrderedDict[str, PodDrops] = OrderedDict()
-        self.refusals: OrderedDict[ConnKey, Refusal] = OrderedDict()
+        self.refusals: OrderedDict[Conn, Refusal] = OrderedDict()
         self._attempts_seen: OrderedDict[tuple, None] = OrderedDict()
         self.max_rows = max_rows
         self.max_pods = max_pods
@@ -332,7 +286,8 @@ class FlowStore:
         src, dst, port, reply = orient(flow)
         verdict = flow.verdict
         is_drop = verdict == "DROPPED"
-        key = RowKey(src.workload_ref, dst.workload_ref, port, verdict, flow.drop_reason_name if is_drop else "")
+        key = RowKey(Conn(src.workload_ref, dst.workload_ref, port), verdict,
+                     flow.drop_reason_name if is_drop else "")
         row = self.rows.get(key)
         if row is None:
             row = self._new_row(key, flow, src, dst)
@@ -418,15 +373,15 @@ class FlowStore:
     # ---------------------------------------------------------------------------------------------------
     # mesh refusals (issue 7): the classifier watches the same flows and marks the connections it finds refused
 
-    def mark_refusal(self, conn: ConnKey, summary: str, evidence: Iterable[str] = (), layer: str = "istio",
+    def mark_refusal(self, conn: Conn, summary: str, evidence: Iterable[str] = (), layer: str = "istio",
                      detail: Any = None) -> None:
         self.mark_refusals([Refusal(conn, summary, tuple(evidence), layer, detail)])
 
     def mark_refusals(self, refusals: Iterable[Refusal]) -> None:
         """Mark connections as refused by the mesh; their attempts so far (those still in the ring) and from
         now on count as drops of the initiating pod. Marking a connection again only updates its evidence."""
-        fresh: dict[ConnKey, Refusal] = {}
-        marked: dict[ConnKey, Refusal] = {}
+        fresh: dict[Conn, Refusal] = {}
+        marked: dict[Conn, Refusal] = {}
         for refusal in refusals:
             before = self.refusals.get(refusal.conn)
             if before is None:
@@ -449,11 +404,13 @@ class FlowStore:
         for flow in self.ring:
             if flow.verdict == "DROPPED":
                 continue
-            src, dst, port, reply = orient(flow)
-            conn = ConnKey(src.workload_ref, dst.workload_ref, port)
-            if conn in fresh and opens_connection(flow, reply) and self._first_sighting(flow, src, dst):
+            oriented = orient(flow)
+            conn = oriented.conn
+            if conn in fresh and opens_connection(flow, oriented.reply) \
+                    and self._first_sighting(flow, oriented.initiator, oriented.responder):
                 self.stats.drops += 1
-                self._charge(flow, RowKey(*conn, flow.verdict, ""), src, dst, refused=True)
+                self._charge(flow, RowKey(conn, flow.verdict, ""), oriented.initiator, oriented.responder,
+                             refused=True)
 
     # ---------------------------------------------------------------------------------------------------
     # output
@@ -511,14 +468,9 @@ class FlowStore:
         out.reverse()
         return out
 
-    def flows_of(self, conn: ConnKey, limit: int = 500) -> list[Flow]:
+    def flows_of(self, conn: Conn, limit: int = 500) -> list[Flow]:
         """Flows of one connection still in the ring (both directions), oldest first."""
-        return self.recent_flows(limit, lambda f: _conn_of(f) == conn)
+        return self.recent_flows(limit, lambda f: orient(f).conn == conn)
 
-    def rows_of(self, conn: ConnKey) -> Iterator[Row]:
+    def rows_of(self, conn: Conn) -> Iterator[Row]:
         return (row for key, row in self.rows.items() if key.conn == conn)
-
-
-def _conn_of(flow: Flow) -> ConnKey:
-    src, dst, port, _ = orient(flow)
-    return ConnKey(src.workload_ref, dst.workload_ref, port)

@@ -16,7 +16,7 @@ Stable API (other modules, the TUI and `suggest` call these; keep them compatibl
     result.layers                     # [LayerResult egress@src, ingress@dst, (istio@dst when in the mesh)]
     result.deciding_layer             # the first layer that denied, or None
     result.to_dict()                  # the stable JSON form of `hubbletui trace -o json`
-    hubbletui.policy.result.render_text(result)
+    hubbletui.render.trace_lines.render_trace(result)
 
     engine.connections(src, dst)      # PortSet of everything Cilium lets src open to dst (both directions)
     engine.selecting_rules(subject, "ingress"), engine.is_isolated(subject, "egress")
@@ -36,13 +36,11 @@ Graph queries (networkx; `hubbletui.policy.graph`):
     graph = PolicyGraph(engine, follow=True)   # nodes: subjects, namespaces, policies, rules
     graph.what_may_reach(subject) ; graph.what_isolates(subject, "ingress") ; graph.nearest_rules(a, b, port)
 
-Explaining drops (`hubbletui.diagnose.explain`): `explain_flows(engine, flows) -> list[DropGroup]`.
-
-Explaining drops also has `group_drops(flows, engine)`, `drop_key(flow, engine)`, `explain_group(engine, group)`.
+Explaining observed drops is `hubbletui.diagnose`'s job: `diagnose(engine, flows) -> Diagnosis`.
 
 Modules: labels (identity labels, label filter), selectors (endpoint selectors, LabelIndex), ports (clauses,
 PortSet), subjects, rules (the compiled form), cilium / k8s (translators), inventory (pods and workloads per
-namespace), engine, blast (what a what-if view newly allows), result (TraceResult, text), istio
+namespace), engine, blast (what a what-if view newly allows), result (TraceResult), istio
 (AuthorizationPolicy and PeerAuthentication, pure) with istio_layer (its place in a trace), graph, explain,
 drop_reasons.
 """

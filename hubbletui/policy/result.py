@@ -1,7 +1,7 @@
 """What a trace answers: a verdict per layer (egress at the source, ingress at the destination, Istio), with
 the policies that isolate each side, the rule that allowed, or the nearest rules and what each lacks.
 
-`TraceResult.to_dict()` is the stable JSON form (`hubbletui trace -o json`); `render_text` the human one.
+`TraceResult.to_dict()` is the stable JSON form (`hubbletui trace -o json`); `hubbletui.render.trace_lines` words it for people.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hubbletui.policy.subjects import Subject
-from hubbletui.untrusted import printable
 
 ALLOWED, DENIED = "allowed", "denied"
 
@@ -104,33 +103,3 @@ def summary_dict(result: TraceResult) -> dict:
                         "allowed_by": [f"{h['ref']} {h['path']}" for h in layer.allowed_by],
                         "denied_by": [f"{h['ref']} {h['path']}" for h in layer.denied_by]}
                        for layer in result.layers]}
-
-
-def render_text(result: TraceResult) -> str:
-    """Plain text for a terminal; every name from the cluster goes through `printable`."""
-    p = printable
-    lines = [f"{p(result.src.id)} -> {p(result.dst.id)} {result.port_label}: {result.verdict.upper()}"]
-    for layer in result.layers:
-        lines.append(f"  {layer.layer} at {p(layer.endpoint)}: {layer.verdict}"
-                     + (f" ({layer.drop_reason})" if layer.drop_reason else ""))
-        lines.append(f"    {p(layer.explanation)}")
-        if layer.isolated_by:
-            lines.append("    isolated by: " + ", ".join(p(r) for r in layer.isolated_by))
-        for hit in layer.allowed_by[1:]:
-            lines.append(f"    also allowed by: {p(hit['ref'])} {p(hit['path'])}")
-        for hit in layer.denied_by:
-            lines.append(f"    denied by: {p(hit['ref'])} {p(hit['path'])}")
-        if layer.nearest:
-            lines.append("    nearest rules:")
-            for near in layer.nearest:
-                lines.append(f"      {p(near['ref'])} {p(near['path'])}"
-                             f"  [peers: {p(near['peers'])}; ports: {p(near['ports'])}]")
-                for lack in near["lacks"]:
-                    lines.append(f"        lacks ({lack['side']}): {p(lack['text'])}")
-        for text in layer.l7:
-            lines.append(f"    L7: {p(text)}")
-        for note in layer.notes:
-            lines.append(f"    note: {p(note)}")
-    for note in result.notes:
-        lines.append(f"  note: {p(note)}")
-    return "\n".join(lines)

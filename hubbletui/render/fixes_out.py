@@ -17,7 +17,7 @@ from hubbletui.render.fixes_md import render_md
 from hubbletui.render.fixes_md import text as md_text
 from hubbletui.render.fixes_yaml import render_one, render_yaml
 from hubbletui.untrusted import printable
-from hubbletui.diagnose.groups import DropCase
+from hubbletui.diagnose.groups import DropGroup
 from hubbletui.suggest.model import GroupFixes
 
 INDEX = "index.md"
@@ -25,9 +25,14 @@ _SLUG_BAD = re.compile(r"[^a-z0-9.]+")
 SLUG_MAX = 120
 
 
-def slug(case: DropCase) -> str:
+def _legacy_key(case: DropGroup) -> tuple:
+    """The tuple earlier releases hashed into colliding file names: kept so that names stay stable."""
+    return case.src, case.dst, case.port.number, case.protocol, case.reason
+
+
+def slug(case: DropGroup) -> str:
     """A stable file-name part for a case: the same group gets the same name in every run."""
-    raw = f"{case.src_ref}--{case.dst_ref}--{case.port}-{case.protocol}--{case.reason}".lower()
+    raw = f"{case.src}--{case.dst}--{case.port.number}-{case.protocol}--{case.reason}".lower()
     name = "-".join(p for p in _SLUG_BAD.split(raw.replace("/", ".")) if p) or "group"
     if len(name) > SLUG_MAX:
         name = name[:SLUG_MAX - 9].rstrip("-.") + "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
@@ -58,7 +63,7 @@ def write_out_dir(groups: list[GroupFixes], out_dir: str | Path) -> list[Path]:
     for group in groups:
         base = slug(group.case)
         if base in used:  # two groups whose names differ only where a file name cannot
-            base += "-" + hashlib.sha256(repr(group.case.key).encode()).hexdigest()[:8]
+            base += "-" + hashlib.sha256(repr(_legacy_key(group.case)).encode()).hexdigest()[:8]
         used.add(base)
         for s in group.suggestions:
             name = f"{base}.{s.rank}-{s.kind}.yaml"

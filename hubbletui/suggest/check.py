@@ -19,7 +19,7 @@ from hubbletui.policy.ports import PortSet
 from hubbletui.policy.result import ALLOWED
 from hubbletui.policy.rules import EGRESS, INGRESS, PolicyKey
 from hubbletui.policy.subjects import Subject
-from hubbletui.diagnose.groups import DropCase
+from hubbletui.diagnose.groups import DropGroup
 from hubbletui.suggest.model import BlastRadius, Change, NewPair
 from hubbletui.suggest.observed import ObservedTraffic, Seen
 from hubbletui.suggest.workloads import namespace_subjects
@@ -35,13 +35,13 @@ class CheckResult:
     outranked: bool = False  # it opens too much to be shown (see `Checker.check`): not checked any further
 
 
-def _resolve(engine: PolicyEngine, case: DropCase, pair) -> tuple[Subject, Subject]:
+def _resolve(engine: PolicyEngine, case: DropGroup, pair) -> tuple[Subject, Subject]:
     if pair is None:
-        return engine.resolve(case.src_ref), engine.resolve(case.dst_ref)
+        return engine.resolve(case.src), engine.resolve(case.dst)
     return engine.subject_for_endpoint(pair[0]), engine.subject_for_endpoint(pair[1])
 
 
-def case_pairs(engine: PolicyEngine, case: DropCase) -> list[tuple[object, tuple[Subject, Subject]]]:
+def case_pairs(engine: PolicyEngine, case: DropGroup) -> list[tuple[object, tuple[Subject, Subject]]]:
     """One (endpoint pair, subjects) per distinct identity pair of the case; the endpoint pair is None when
     the case names workloads only. Resolve the same endpoint pairs on a what-if view to see them changed."""
     out: dict[tuple, tuple[object, tuple[Subject, Subject]]] = {}
@@ -60,14 +60,14 @@ def upserts_of(changes: Iterable[Change]) -> list[dict]:
 class Checker:
     """Checks candidates for one case; the base verdicts are computed once and shared by every candidate."""
 
-    def __init__(self, engine: PolicyEngine, case: DropCase, targets: tuple[str, ...], observed: ObservedTraffic):
+    def __init__(self, engine: PolicyEngine, case: DropGroup, targets: tuple[str, ...], observed: ObservedTraffic):
         self.engine, self.case, self.targets, self.observed = engine, case, targets, observed
         pairs = case_pairs(engine, case)
         self.endpoint_pairs = [pair for pair, _ in pairs]
-        self.base_allowed = [frozenset(layer.layer for layer in engine.trace(s, d, case.port, case.protocol).layers
+        self.base_allowed = [frozenset(layer.layer for layer in engine.trace(s, d, case.port.number, case.protocol).layers
                                        if layer.verdict == ALLOWED) for _, (s, d) in pairs]
         self.group_refs = {(s.workload_ref, d.workload_ref) for _, (s, d) in pairs}
-        self.group_ports = PortSet({case.protocol: [(case.port, case.port)]})
+        self.group_ports = PortSet({case.protocol: [(case.port.number, case.port.number)]})
 
     def check(self, changes: tuple[Change, ...], outranked_at: int | None = None) -> CheckResult:
         """``outranked_at``: a candidate that newly allows that many pairs cannot be shown (better ones are
@@ -93,7 +93,7 @@ class Checker:
     def _group(self, view: PolicyEngine) -> str:
         for pair, allowed_before in zip(self.endpoint_pairs, self.base_allowed, strict=True):
             src, dst = _resolve(view, self.case, pair)
-            result = view.trace(src, dst, self.case.port, self.case.protocol)
+            result = view.trace(src, dst, self.case.port.number, self.case.protocol)
             for layer in result.layers:
                 if layer.verdict == ALLOWED:
                     continue
@@ -157,7 +157,7 @@ class Checker:
             namespaces = set(view.inventory.namespaces)
         ports, every_port = _authz_ports(changed)
         if every_port:
-            ports.add(self.case.port)
+            ports.add(self.case.port.number)
         principals = _authz_principals(changed)
         sources = [s for s in view.endpoints() if s.is_endpoint and s.namespace]
         out = []
@@ -167,7 +167,7 @@ class Checker:
                     if principals is not None and f"{src.namespace}/sa/{src.service_account}" not in principals:
                         continue
                     for port in sorted(ports):
-                        if (src.workload_ref, dst.workload_ref) in self.group_refs and port == self.case.port:
+                        if (src.workload_ref, dst.workload_ref) in self.group_refs and port == self.case.port.number:
                             continue
                         after = istio_layer.evaluate(view, src, dst, port, "TCP")
                         if after is None or after.verdict != ALLOWED:

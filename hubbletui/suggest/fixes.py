@@ -1,7 +1,7 @@
 """The headless API the CLI, the TUI and `demo --print-fixes` call: checked, ranked fixes per drop group.
 
     observed = ObservedTraffic(flows)                       # what works: a fix must not break it
-    fixes = suggest_for_case(engine, case, observed, fmt="cilium", top=3)   # one group (a DropCase)
+    fixes = suggest_for_case(engine, case, observed, fmt="cilium", top=3)   # one group (a DropGroup)
     groups = suggest_all(engine, flows, fmt=None, top=3)    # every group in a recording
 
 A fix is built one denying layer at a time, in the order a packet meets them (the source's egress, then the
@@ -24,7 +24,8 @@ from hubbletui.suggest.candidates_istio import istio_options
 from hubbletui.suggest.candidates_label import label_options
 from hubbletui.suggest.candidates_policy import new_policy_options
 from hubbletui.suggest.candidates_rule_patch import rule_patch_options
-from hubbletui.diagnose.groups import DropCase, as_case, cases_from_flows
+from hubbletui.diagnose.diagnosis import diagnose
+from hubbletui.diagnose.groups import DropGroup
 from hubbletui.suggest.check import Checker, case_pairs, upserts_of
 from hubbletui.suggest.model import Change, GroupFixes, Suggestion
 from hubbletui.suggest.observed import ObservedTraffic, Seen
@@ -43,7 +44,7 @@ def default_format(engine: PolicyEngine) -> str:
 @dataclass
 class _Context:
     engine: PolicyEngine
-    case: DropCase
+    case: DropGroup
     fmt: str
     targets: tuple[str, ...]
     checker: Checker
@@ -62,7 +63,7 @@ class _Context:
         return sorted(s.blast.count for s in self.found)[self.top - 1] + 1
 
 
-def suggest_for_case(engine: PolicyEngine, case: DropCase, observed: ObservedTraffic | Iterable[Flow] = (),
+def suggest_for_case(engine: PolicyEngine, case: DropGroup, observed: ObservedTraffic | Iterable[Flow] = (),
                      fmt: str | None = None, top: int | None = None) -> GroupFixes:
     fmt = fmt or default_format(engine)
     if fmt not in FORMATS:
@@ -72,8 +73,8 @@ def suggest_for_case(engine: PolicyEngine, case: DropCase, observed: ObservedTra
     targets = ("istio",) if case.layer == "istio" else CILIUM_LAYERS
     pairs = case_pairs(engine, case)
     first_pair, (src, dst) = pairs[0]
-    trace = engine.trace(src, dst, case.port, case.protocol)
-    out = GroupFixes(case, case.summary or trace.explanation(), trace=trace)
+    trace = engine.trace(src, dst, case.port.number, case.protocol)
+    out = GroupFixes(case, case.explanation or trace.explanation(), trace=trace)
     if not any(layer.layer in targets and layer.verdict != ALLOWED for layer in trace.layers):
         where = "Istio admits" if case.layer == "istio" else "Cilium's policies allow"
         out.not_offered.append(f"{where} this connection in the cluster state: a stale snapshot, or a rule "
@@ -96,20 +97,14 @@ def suggest_groups(engine: PolicyEngine, events: Iterable, fmt: str | None = Non
     """Fixes for every group of policy drops and mesh refusals among ``events`` (non-flows are skipped), and
     the number of drops whose reasons no policy change fixes."""
     flows = [f for f in events if isinstance(f, Flow)]
-    cases, other = cases_from_flows(flows, engine)
+    found = diagnose(engine, flows)
     observed = ObservedTraffic(flows)
-    return [suggest_for_case(engine, case, observed, fmt, top) for case in cases], other
+    return [suggest_for_case(engine, group, observed, fmt, top) for group in found.fixable], found.unfixable_drops
 
 
 def suggest_all(engine: PolicyEngine, events: Iterable, fmt: str | None = None,
                 top: int | None = None) -> list[GroupFixes]:
     return suggest_groups(engine, events, fmt, top)[0]
-
-
-def suggest_for_group(engine: PolicyEngine, group, observed: ObservedTraffic | Iterable[Flow] = (),
-                      fmt: str | None = None, top: int | None = None) -> list[Suggestion]:
-    """For the TUI: ``group`` is a DropCase, an explained `DropGroup`, or a `MeshRefusal`."""
-    return suggest_for_case(engine, as_case(group), observed, fmt, top).suggestions
 
 
 MAX_STEPS = 2  # a packet meets at most two Cilium layers; Istio is one
@@ -123,7 +118,7 @@ def _solve(ctx: _Context, prefix: tuple[Change, ...], step: int, bound: int | No
     """
     view = ctx.engine.what_if(upserts=upserts_of(prefix)) if prefix else ctx.engine
     src, dst = _pair(view, ctx)
-    trace = view.trace(src, dst, ctx.case.port, ctx.case.protocol)
+    trace = view.trace(src, dst, ctx.case.port.number, ctx.case.protocol)
     remaining = [layer for layer in trace.layers if layer.layer in ctx.targets and layer.verdict != ALLOWED]
     if not remaining:
         return _checked(ctx, prefix, trace, bound)
@@ -154,7 +149,7 @@ def _checked(ctx: _Context, changes: tuple[Change, ...], trace, bound: int | Non
 
 def _pair(engine: PolicyEngine, ctx: _Context) -> tuple[Subject, Subject]:
     if ctx.first_pair is None:
-        return engine.resolve(ctx.case.src_ref), engine.resolve(ctx.case.dst_ref)
+        return engine.resolve(ctx.case.src), engine.resolve(ctx.case.dst)
     return engine.subject_for_endpoint(ctx.first_pair[0]), engine.subject_for_endpoint(ctx.first_pair[1])
 
 
@@ -174,7 +169,7 @@ def _options(view: PolicyEngine, layer: LayerResult, src: Subject, dst: Subject,
              ctx: _Context) -> list[tuple[Change, ...]]:
     case = ctx.case
     if layer.layer == "istio":
-        options, reasons = istio_options(view, layer, src, dst, case.port)
+        options, reasons = istio_options(view, layer, src, dst, case.port.number)
         ctx.reasons += reasons
         return options
     if ctx.fmt == "istio":
@@ -193,10 +188,10 @@ def _options(view: PolicyEngine, layer: LayerResult, src: Subject, dst: Subject,
     enforcer, peer = (src, dst) if direction == "egress" else (dst, src)
     # new policies first: they seldom open anything else, so later candidates' counting can stop early
     kinds = {"cilium": (False,), "k8s": (True,), "all": (False, True)}[ctx.fmt]
-    results = [new_policy_options(view, direction, enforcer, peer, case.port, case.protocol, src, dst, netpol,
+    results = [new_policy_options(view, direction, enforcer, peer, case.port.number, case.protocol, src, dst, netpol,
                                   ctx.seen) for netpol in kinds]
-    results.append(rule_patch_options(view, direction, enforcer, peer, dst, case.port, case.protocol))
-    results.append(label_options(view, direction, enforcer, peer, dst, case.port, case.protocol))
+    results.append(rule_patch_options(view, direction, enforcer, peer, dst, case.port.number, case.protocol))
+    results.append(label_options(view, direction, enforcer, peer, dst, case.port.number, case.protocol))
     options: list[tuple[Change, ...]] = []
     for found, reasons in results:
         options += found

@@ -11,6 +11,9 @@ import json
 import shlex
 from dataclasses import dataclass, field
 
+from hubbletui.diagnose.groups import DropGroup
+from hubbletui.policy.result import TraceResult
+
 LABEL_CHANGE, RULE_PATCH, NEW_POLICY, ISTIO_AUTHZ = "label-change", "rule-patch", "new-policy", "istio-authz"
 KINDS = (LABEL_CHANGE, RULE_PATCH, NEW_POLICY, ISTIO_AUTHZ)
 # "label changes before new policies when equal": the order ties are broken in
@@ -194,15 +197,15 @@ class Suggestion:
 class GroupFixes:
     """One group of dropped (or refused) flows: what explains it and the checked fixes, best first."""
 
-    case: object  # hubbletui.diagnose.groups.DropCase
+    case: DropGroup
     explanation: str
     suggestions: list[Suggestion] = field(default_factory=list)
     not_offered: list[str] = field(default_factory=list)  # why some kind of fix is missing, plainly
     rejected: int = 0  # candidates that failed their check (never shown)
-    trace: object = None  # hubbletui.policy.result.TraceResult, when the engine could trace it
+    trace: TraceResult | None = None  # when the engine could trace it
 
     def to_dict(self) -> dict:
-        out = {**self.case.to_dict(), "explanation": self.explanation,
+        out = {**self.case.case_dict(), "explanation": self.explanation,
                "candidates": [s.to_dict() for s in self.suggestions], "not_offered": list(self.not_offered),
                "rejected_candidates": self.rejected}
         if self.trace is not None:

@@ -24,9 +24,9 @@ from textual.binding import Binding
 from hubbletui.cluster.model import ClusterState
 from hubbletui.flows.model import Flow
 from hubbletui.flows.query_text import QueryError, TextQuery, parse_query
-from hubbletui.flows.store import ConnKey, FlowStore, Refusal, RowKey
-from hubbletui.flows.store import orient as orient_flow
-from hubbletui.diagnose.mesh_refusals import DEFAULT_ROOT_NAMESPACE, REFUSED, MeshRefusalDetector
+from hubbletui.flows.conn import orient
+from hubbletui.flows.store import FlowStore, Refusal, RowKey
+from hubbletui.diagnose.mesh_refusals import REFUSED, MeshRefusalDetector
 from hubbletui.untrusted import printable
 from hubbletui.sources.base import FlowSource
 from hubbletui.tui.commands import CommandError, HubbleCommands, execute
@@ -54,8 +54,8 @@ FLOWS_ONLY = ("flows only: no cluster given, so pod status, explanations, fixes 
 class Collaborators:
     source: FlowSource
     cluster: ClusterState | None = None
-    engine: Any = None  # the policy engine (explain, trace, suggest) when there is a cluster
-    detector: Any = None  # the mesh-refusal detector (issue 7) when there is a cluster
+    engine: PolicyEngine | None = None  # explains, traces and suggests when there is a cluster
+    detector: MeshRefusalDetector | None = None  # finds mesh refusals when there is a cluster
     clock: Callable[[], float] = time.time
     notes: tuple[str, ...] = ()  # what is missing and why, shown on the main screen
     out_dir: Path = field(default_factory=Path.cwd)  # where `w` writes fixes
@@ -284,7 +284,7 @@ class HubbleApp(App):
     def open_row(self, key: RowKey) -> None:
         from hubbletui.tui.screens.detail import DropDetailScreen
 
-        self.push_screen(DropDetailScreen(title=f"{key.src} → {key.dst} {key.port}", keys=[key]))
+        self.push_screen(DropDetailScreen(title=f"{key.src} → {key.dst} {key.port.text}", keys=[key]))
 
     def open_policy(self, ref: str, endpoint: Any = None) -> None:
         from hubbletui.tui.screens.policy import PolicyScreen
@@ -305,8 +305,7 @@ class HubbleApp(App):
             return self._graph
 
     def is_refused(self, flow: Flow) -> bool:
-        src, dst, port, _ = orient_flow(flow)
-        return ConnKey(src.workload_ref, dst.workload_ref, port) in self.store.refusals
+        return orient(flow).conn in self.store.refusals
 
     # ---------------------------------------------------------------------------------------------------
     # pick
@@ -339,11 +338,11 @@ def prepare_process() -> None:
 def refusal_marks(found: list[Any]) -> list[Refusal]:
     """The detector's confirmed refusals (policy and packets agree) as store marks. One the policy alone
     predicts is not counted as a drop; the drop detail of that connection shows the Istio layer denying it."""
-    return [Refusal(ConnKey(*r.conn), r.summary, tuple(r.evidence_lines()), r.layer, r) for r in found
+    return [Refusal(r.conn, r.summary, tuple(r.evidence_lines()), r.layer, r) for r in found
             if r.status == REFUSED]
 
 
-def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engine: Any = None,
+def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engine: PolicyEngine | None = None,
                clock: Callable[[], float] = time.time, notes: tuple[str, ...] | list[str] = (),
                out_dir: Path | None = None, pick: bool = False, reports: Reports | None = None,
                **app_kwargs) -> HubbleApp:
@@ -352,10 +351,7 @@ def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engin
         notes = (FLOWS_ONLY,)
     if pick:
         notes += (PICKING,)
-    detector = None
-    if cluster is not None:
-        root = getattr(engine, "istio_root_namespace", DEFAULT_ROOT_NAMESPACE)
-        detector = MeshRefusalDetector(cluster, root_namespace=root)
+    detector = MeshRefusalDetector(engine) if engine is not None else None
     collab = Collaborators(source=source, cluster=cluster, engine=engine, detector=detector, clock=clock,
                            notes=notes, out_dir=out_dir or Path.cwd(), reports=reports)
     return HubbleApp(collab, **app_kwargs)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from rich.text import Text
 
 from hubbletui.flows.store import Row
+from hubbletui.render.trace_lines import layer_lines
 from hubbletui.untrusted import printable
 from hubbletui.diagnose.analysis import Analysis
 from hubbletui.tui.cells import REFUSED_STYLE, VERDICT_STYLE, clock_time
 
-_LAYER_VERDICT_STYLE = {"allowed": "green", "denied": "bold red"}
+_ROLE_STYLE = {"allowed": "green", "denied": "bold red", "key": "bold cyan", "dim": "dim", "warn": "yellow"}
 
 
 def _line(text: Text, *parts: tuple[str, str] | str, indent: int = 0) -> None:
@@ -26,7 +27,7 @@ def explanation_text(row: Row, analysis: Analysis | None) -> Text:
     text = Text()
     key = row.key
     verdict_style = REFUSED_STYLE if row.refusal else VERDICT_STYLE.get(key.verdict, "")
-    _line(text, (f"{key.src} → {key.dst} {key.port}", "bold"))
+    _line(text, (f"{key.src} → {key.dst} {key.port.text}", "bold"))
     seen = f"{row.count:,} flows, {clock_time(row.first_ns)} to {clock_time(row.last_ns)}"
     verdict = "REFUSED (forwarded by Cilium)" if row.refusal else " ".join(filter(None, (key.verdict, key.reason)))
     _line(text, ("Hubble: ", "dim"), (verdict, verdict_style), f"  {row.direction or ''}  ".rstrip() + "  ",
@@ -70,26 +71,5 @@ def _layers_in_order(trace, row: Row) -> list:
 
 
 def _layer_text(text: Text, layer, headline: str) -> None:
-    style = _LAYER_VERDICT_STYLE.get(layer.verdict, "")
-    extra = f" ({layer.drop_reason})" if layer.drop_reason else ""
-    _line(text, (f"{layer.layer}", "bold cyan"), " at ", layer.endpoint, ": ", (layer.verdict + extra, style))
-    if layer.explanation not in headline:
-        _line(text, layer.explanation, indent=2)
-    if layer.isolated_by and not all(ref in layer.explanation for ref in layer.isolated_by):
-        _line(text, ("isolated by: ", "dim"), ", ".join(layer.isolated_by), indent=2)
-    for hit in layer.allowed_by:
-        _line(text, ("allowed by: ", "dim"), f"{hit.get('ref', '')} {hit.get('path', '')}", indent=2)
-    for hit in layer.denied_by:
-        _line(text, ("denied by: ", "dim"), f"{hit.get('ref', '')} {hit.get('path', '')}", indent=2)
-    if layer.nearest:
-        _line(text, ("nearest rules:", "dim"), indent=2)
-        for near in layer.nearest:
-            where = f"{near.get('ref', '')} {near.get('path', '')}"
-            scope = f"  [peers: {near['peers']}; ports: {near['ports']}]" if "peers" in near else ""
-            _line(text, where, (scope, "dim"), indent=4)
-            for lack in near.get("lacks", ()):
-                _line(text, (f"lacks ({lack.get('side', '')}): ", "yellow"), str(lack.get("text", "")), indent=6)
-    for item in layer.l7:
-        _line(text, ("L7: ", "dim"), item, indent=2)
-    for note in layer.notes:
-        _line(text, ("note: ", "dim"), note, indent=2)
+    for line in layer_lines(layer, headline=headline):
+        _line(text, *((part, _ROLE_STYLE.get(role, "")) for part, role in line.segments), indent=line.indent)

@@ -26,7 +26,7 @@ def pod_cells(pod: PodDrops, now_ns: int, status: PodStatus | None, have_cluster
     else:
         ref, port, outgoing = peer
         peer_cell = cell(("→ " if outgoing else "← ") + ref)
-        port_cell = cell(port)
+        port_cell = cell(port.text)
     if status is not None:
         status_cell = cell(str(status), "bold red" if status.trouble else "")
     else:
@@ -46,7 +46,7 @@ def row_cells(row: Row) -> tuple:
     else:
         verdict = cell(key.verdict, VERDICT_STYLE.get(key.verdict, ""))
         reason = cell(key.reason or "-", style)
-    return (cell(key.src, style), cell(key.dst, style), cell(key.port, style), verdict, reason,
+    return (cell(key.src, style), cell(key.dst, style), cell(key.port.text, style), verdict, reason,
             Num(row.count, style="bold" if row.is_drop else ""), Stamp(row.last_ns))
 
 

@@ -22,7 +22,8 @@ from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.store import Row, RowKey
 from hubbletui.files import write_atomic
 from hubbletui.untrusted import printable
-from hubbletui.diagnose.analysis import FORMATS, Analysis, Evidence, analyse
+from hubbletui.diagnose.analysis import Evidence
+from hubbletui.suggest.drill_in import FORMATS, DrillIn, drill_in
 from hubbletui.tui.cells import Num, cell
 from hubbletui.tui.explain_text import explanation_text
 from hubbletui.tui.fixes import default_path, fix_yaml, patch_text
@@ -53,7 +54,7 @@ class DropDetailScreen(Screen):
         super().__init__()
         self.title_text = title
         self.keys = keys
-        self.analyses: dict[tuple[RowKey, str], Analysis] = {}
+        self.analyses: dict[tuple[RowKey, str], DrillIn] = {}
         self.current: RowKey | None = keys[0] if keys else None
         self.fmt: str | None = None  # None until the engine names its default
         self.show_patch = False
@@ -95,7 +96,7 @@ class DropDetailScreen(Screen):
     # what is shown
 
     @property
-    def analysis(self) -> Analysis | None:
+    def analysis(self) -> DrillIn | None:
         if self.current is None:
             return None
         return self.analyses.get((self.current, self.fmt or ""))
@@ -130,19 +131,19 @@ class DropDetailScreen(Screen):
             self.show_fixes()
             return
         analysis = self.analysis
-        explanation.update(explanation_text(row, analysis))
+        explanation.update(explanation_text(row, analysis.analysis if analysis is not None else None))
         self.show_fixes()
         if analysis is None:
             evidence = Evidence.take(self.hubble.store, row)
             engine, fmt = self.hubble.engine, self.fmt
-            self.run_worker(lambda: analyse(row, engine, evidence, fmt), name="analyse", group="analysis",
+            self.run_worker(lambda: drill_in(row, engine, evidence, fmt), name="analyse", group="analysis",
                             thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group != "analysis":
             return
-        if worker.state == WorkerState.SUCCESS and isinstance(worker.result, Analysis):
+        if worker.state == WorkerState.SUCCESS and isinstance(worker.result, DrillIn):
             result = worker.result
             if self.fmt is None and result.fmt:
                 self.fmt = result.fmt
@@ -253,11 +254,11 @@ class DropDetailScreen(Screen):
         self.show_fixes()
 
 
-def _no_fix_text(analysis: Analysis) -> Text:
+def _no_fix_text(analysis: DrillIn) -> Text:
     text = Text()
     if analysis.fixes is None:
-        if analysis.notes:
-            text.append(printable(analysis.notes[-1]), "yellow")
+        if analysis.analysis.notes:
+            text.append(printable(analysis.analysis.notes[-1]), "yellow")
         elif analysis.key.verdict == "DROPPED":
             text.append("no policy change fixes this drop reason", "yellow")
         else:
