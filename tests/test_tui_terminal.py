@@ -27,13 +27,10 @@ class Terminal:
         self.socket = f"hubbletui-test-{uuid.uuid4().hex[:8]}"
         self.session = "t"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        # The size is fixed before the program starts: under load, a session created with -x/-y alone was
-        # sometimes still 80x24 when the app first asked for its size.
-        self._tmux("-f", "/dev/null", "new-session", "-d", "-s", self.session, "-x", "150", "-y", "45", "cat")
-        self._tmux("set-option", "-t", self.session, "window-size", "manual")
-        self._tmux("resize-window", "-t", self.session, "-x", "150", "-y", "45")
-        self._tmux("respawn-pane", "-k", "-t", self.session,
-                   f"cd {shlex.quote(str(ROOT))} && env {exports} {command}; sleep 30")
+        # COLUMNS and LINES unset: pytest-xdist workers carry them (80x25), and Textual would believe them over
+        # the terminal's own size
+        self._tmux("-f", "/dev/null", "new-session", "-d", "-s", self.session, "-x", "150", "-y", "45",
+                   f"cd {shlex.quote(str(ROOT))} && env -u COLUMNS -u LINES {exports} {command}; sleep 30")
 
     def _tmux(self, *args: str) -> str:
         # -u and a UTF-8 locale: tmux must count "→" and "━" as one column each, as the app does
@@ -57,7 +54,8 @@ class Terminal:
             if text in screen:
                 return screen
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+        size = self._tmux("display-message", "-p", "-t", self.session, "#{window_width}x#{window_height}")
+        raise AssertionError(f"{text!r} never appeared; the {size.strip()} screen was:\n{screen}")
 
     def close(self) -> None:
         subprocess.run(["tmux", "-u", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
