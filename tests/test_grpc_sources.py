@@ -16,7 +16,7 @@ from hubbletui.sources.base import ENDED, FAILED, RETRYING, STREAMING, FlowSourc
 from hubbletui.sources.blocking import iterate_blocking
 from hubbletui.sources.fake import FakeSource
 from hubbletui.sources.recording_source import RecordingSource
-from hubbletui.sources.timeline import play_offsets, shift_event
+from hubbletui.flows.replay_time import play_offsets, shift_event
 
 
 async def drain(source, limit: int | None = None):
@@ -65,14 +65,38 @@ async def test_recording_unpaced_with_filters_and_malformed_lines(tmp_path):
     assert source.stats.flows == 10 and source.stats.malformed == 1 and "rec.json:31" in reports[0]
 
 
+class SteppedClock:
+    """Time that moves only when the pacer sleeps: the schedule is checked exactly, whatever the load."""
+
+    def __init__(self):
+        self.t = 100.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
 async def test_recording_paced_by_recorded_gaps_times_speed(tmp_path):
     lines = [flow_line(T0 + i * 100_000_000, sport=i) for i in range(5)]  # 0.4 s recorded
-    source = RecordingSource(write_recording(tmp_path / "rec.json", lines), speed=4)  # 0.1 s played
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    stamps = [loop.time() - start async for item in source.events() if isinstance(item, Flow)]
-    assert len(stamps) == 5 and stamps[0] < 0.05
-    assert 0.08 <= stamps[-1] < 0.3
+    clock = SteppedClock()
+    source = RecordingSource(write_recording(tmp_path / "rec.json", lines), speed=4, clock=clock)  # 0.1 s played
+    stamps = [round(clock.now() - 100.0, 6) async for item in source.events() if isinstance(item, Flow)]
+    assert stamps == [0.0, 0.025, 0.05, 0.075, 0.1]
+
+
+async def test_a_slow_consumer_is_not_charged_twice(tmp_path):
+    # the schedule is absolute: time the consumer spends between flows shortens the next wait
+    lines = [flow_line(T0 + i * 100_000_000, sport=i) for i in range(3)]
+    clock = SteppedClock()
+    source = RecordingSource(write_recording(tmp_path / "rec.json", lines), speed=1, clock=clock)
+    async for item in source.events():
+        if isinstance(item, Flow):
+            clock.t += 0.06  # the consumer works 60 ms on each flow
+    assert [round(s, 6) for s in clock.sleeps] == [0.04, 0.04]
 
 
 async def test_recording_loops_with_times_moved_forward(tmp_path):

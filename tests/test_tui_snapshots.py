@@ -6,6 +6,7 @@ the SVGs under tests/__snapshots__/ before committing them.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -33,7 +34,10 @@ def demo_like_app(with_cluster: bool):
     state = small_cluster() if with_cluster else None
     engine = PolicyEngine(state) if state is not None else None
     source = FakeSource(story_flows(), name="snapshot flows")
-    app = create_app(source, cluster=state, engine=engine, clock=lambda: FROZEN)
+    # every tick a redraw: the redraw throttle's clock steps 10 s a call, so what is drawn does not depend on
+    # how fast this machine is
+    app = create_app(source, cluster=state, engine=engine, clock=lambda: FROZEN,
+                     ticks=itertools.count(0.0, 10.0).__next__)
     app.animation_level = "none"
     return app
 

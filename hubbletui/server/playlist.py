@@ -19,7 +19,7 @@ from hubbletui.flows.model import Event, Flow
 from hubbletui.flows.recording import RecordingReader
 from hubbletui.proto.observer import observer_pb2
 from hubbletui.server.from_json import response_from_dict
-from hubbletui.sources.timeline import loop_period_ns, play_offsets
+from hubbletui.flows.replay_time import loop_period_ns, play_offsets
 
 
 def response_message(event: Event) -> observer_pb2.GetFlowsResponse:
@@ -33,7 +33,7 @@ class Playlist:
     name: str
     events: list[Event]
     payloads: list[bytes]
-    offsets: list[int]  # ns after the first event at which each plays (see sources/timeline.py)
+    offsets: list[int]  # ns after the first event at which each plays (see flows/replay_time.py)
     flow_prefix: list[int]  # flow_prefix[j]: how many flows among events[:j]
     node_flows: dict[str, list[int]]  # node name -> indices of its flows
 

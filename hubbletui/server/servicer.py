@@ -22,7 +22,7 @@ from hubbletui.proto.flow import flow_pb2
 from hubbletui.proto.observer import observer_pb2
 from hubbletui.proto.relay import relay_pb2
 from hubbletui.server.playback import Playback
-from hubbletui.sources.timeline import shift_message
+from hubbletui.flows.replay_time import shift_message
 
 SERVICE = "observer.Observer"
 VERSION = f"{__version__}+hubbletui-replay"

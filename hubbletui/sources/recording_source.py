@@ -16,7 +16,7 @@ from hubbletui.flows.request import FlowQuery
 from hubbletui.flows.select import select
 from hubbletui.sources.base import ENDED, FAILED, STREAMING, SourceState, SourceStats
 from hubbletui.sources.tally import tally
-from hubbletui.sources.timeline import Pacer, loop_period_ns, play_offsets, shift_event, with_offsets
+from hubbletui.flows.replay_time import Pacer, loop_period_ns, play_offsets, shift_event, with_offsets
 
 YIELD_EVERY = 256  # unpaced: give the event loop a turn this often, so a big file never freezes a UI
 
@@ -30,11 +30,12 @@ class RecordingSource:
 
     ``speed``: 1.0 plays at recorded pace, 10.0 ten times faster, None unpaced. ``loop``: play again, each
     pass moved one recording-length later in time. ``query`` filters as `observe --input-file` does.
-    Malformed lines go to ``report`` (stderr by default; a TUI passes its own) and are counted.
+    Malformed lines go to ``report`` (stderr by default; a TUI passes its own) and are counted. ``clock``
+    paces the replay (the event loop's by default; see `replay_time.Pacer`).
     """
 
     def __init__(self, path: str | os.PathLike, *, speed: float | None = 1.0, loop: bool = False,
-                 query: FlowQuery | None = None, report: Callable[[str], None] = _stderr):
+                 query: FlowQuery | None = None, report: Callable[[str], None] = _stderr, clock=None):
         if speed is not None and speed <= 0:
             raise ValueError("speed must be positive (None for unpaced)")
         self.path = path
@@ -42,6 +43,7 @@ class RecordingSource:
         self.loop = loop
         self.query = query
         self.report = report
+        self.clock = clock
         self.stats = SourceStats()
         self.name = "<stdin>" if path == "-" else os.path.basename(os.fspath(path))
 
@@ -54,7 +56,7 @@ class RecordingSource:
         reader = RecordingReader(self.path, self.report)
         events = select(reader, self.query) if self.query is not None else iter(reader)
         kept: list[Event] = []
-        pacer = Pacer(self.speed) if self.speed is not None else None
+        pacer = Pacer(self.speed, self.clock) if self.speed is not None else None
         stats = self.stats
         try:
             async with aclosing(self._first_pass(events, kept if self.loop else None, reader)) as first:

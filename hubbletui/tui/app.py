@@ -56,7 +56,8 @@ class Collaborators:
     cluster: ClusterState | None = None
     engine: PolicyEngine | None = None  # explains, traces and suggests when there is a cluster
     detector: MeshRefusalDetector | None = None  # finds mesh refusals when there is a cluster
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = time.time  # the wall clock: flow rates and "last seen"
+    ticks: Callable[[], float] = time.monotonic  # paces redraws; tests step it
     notes: tuple[str, ...] = ()  # what is missing and why, shown on the main screen
     out_dir: Path = field(default_factory=Path.cwd)  # where `w` writes fixes
     reports: Reports | None = None  # what the source reported (malformed lines), shown as notifications
@@ -90,6 +91,7 @@ class HubbleApp(App):
         self._graph_lock = threading.Lock()
         self._reports_seen = 0
         self.clock = collab.clock
+        self.ticks = collab.ticks
         self.notes = collab.notes
         self.store = FlowStore(clock=collab.clock)
         self.feed = FeedBuffer()
@@ -130,7 +132,7 @@ class HubbleApp(App):
             elif isinstance(self.screen, MainScreen):
                 self._pending_flows.extend(e for e in events if isinstance(e, Flow))
                 del self._pending_flows[:-LOG_KEEP]
-                now = time.monotonic()
+                now = self.ticks()
                 if self._full_redraw:
                     self._full_redraw = False
                     self._views_drawn = now
@@ -343,7 +345,8 @@ def refusal_marks(found: list[Any]) -> list[Refusal]:
 
 
 def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engine: PolicyEngine | None = None,
-               clock: Callable[[], float] = time.time, notes: tuple[str, ...] | list[str] = (),
+               clock: Callable[[], float] = time.time, ticks: Callable[[], float] = time.monotonic,
+               notes: tuple[str, ...] | list[str] = (),
                out_dir: Path | None = None, pick: bool = False, reports: Reports | None = None,
                **app_kwargs) -> HubbleApp:
     notes = tuple(notes)
@@ -353,5 +356,5 @@ def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engin
         notes += (PICKING,)
     detector = MeshRefusalDetector(engine) if engine is not None else None
     collab = Collaborators(source=source, cluster=cluster, engine=engine, detector=detector, clock=clock,
-                           notes=notes, out_dir=out_dir or Path.cwd(), reports=reports)
+                           ticks=ticks, notes=notes, out_dir=out_dir or Path.cwd(), reports=reports)
     return HubbleApp(collab, **app_kwargs)

@@ -80,23 +80,37 @@ def shift_message(response, delta_ns: int) -> None:
         response.flow.time.FromNanoseconds(response.flow.time.ToNanoseconds() + delta_ns)
 
 
+class LoopClock:
+    """The running event loop's clock: what replays wait on, unless a test steps its own."""
+
+    @staticmethod
+    def now() -> float:
+        return asyncio.get_running_loop().time()
+
+    @staticmethod
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 class Pacer:
     """Waits until an offset's moment: the first call anchors offset 0 to now, later ones follow at ``speed``.
 
-    The schedule is absolute, so time spent by the consumer is not added to every gap.
+    The schedule is absolute, so time spent by the consumer is not added to every gap. ``clock`` has `now()`
+    and `async sleep(seconds)`.
     """
 
-    def __init__(self, speed: float):
+    def __init__(self, speed: float, clock=None):
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
+        self.clock = clock or LoopClock()
         self._start: float | None = None
 
     async def wait(self, offset_ns: int) -> None:
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         at = offset_ns / 1e9 / self.speed
         if self._start is None:
-            self._start = loop.time() - at
-        delay = self._start + at - loop.time()
+            self._start = clock.now() - at
+        delay = self._start + at - clock.now()
         if delay > 0.001:  # below a millisecond a sleep costs more than the gap
-            await asyncio.sleep(delay)
+            await clock.sleep(delay)
