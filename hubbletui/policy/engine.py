@@ -29,6 +29,7 @@ from hubbletui.policy import istio_layer
 from hubbletui.policy.cilium import compile_cilium_policy
 from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
 from hubbletui.policy.k8s import compile_network_policy
+from hubbletui.policy.memo import Memo, change_key, subject_key
 from hubbletui.policy.labels import (
     DEFAULT_CLUSTER,
     NAMESPACE_LABEL,
@@ -82,6 +83,7 @@ class PolicyEngine:
         self.changed_namespaces: set[str] = set()
         self._lock = threading.RLock()
         self._listeners: list = []
+        self.memo = Memo()
         self._load(self.state)
         self._unsubscribe = self.state.subscribe(self.apply) if follow else None
 
@@ -164,6 +166,7 @@ class PolicyEngine:
                 keys, namespaces = self._upsert(change.obj)
             else:
                 keys, namespaces = self._delete(change.kind, change.key[0], change.key[1])
+            self.memo.clear()
         for listener in list(self._listeners):
             listener(self, keys, namespaces)
 
@@ -215,7 +218,13 @@ class PolicyEngine:
         """A view of this engine with ``upserts`` applied and ``deletes`` ((kind, namespace, name) or objects)
         removed. Only what changed is recompiled or rebuilt; the rest is shared. The view's ``base`` is self.
         An upserted workload is rolled out: its pods take the new pod template (labels, ports, service
-        account), which is how "what if this template had these labels" is asked."""
+        account), which is how "what if this template had these labels" is asked. The same change asked again
+        gets the same view."""
+        upserts, deletes = list(upserts), list(deletes)
+        key = change_key(upserts, deletes)
+        known = self.memo.get("view", key)
+        if known is not None:
+            return known
         view = self._fork()
         for obj in upserts:
             keys, namespaces = view._upsert(obj, rollout=True)
@@ -230,6 +239,7 @@ class PolicyEngine:
             keys, namespaces = view._delete(kind, ns or "", name)
             view.changed_policies |= keys
             view.changed_namespaces |= namespaces
+        self.memo.put("view", key, view)
         return view
 
     def _fork(self) -> PolicyEngine:
@@ -242,6 +252,7 @@ class PolicyEngine:
         view.changed_policies, view.changed_namespaces = set(), set()
         view._lock = threading.RLock()
         view._listeners = []
+        view.memo = Memo(self.memo.counts)
         view._unsubscribe = None
         view.inventory = self.inventory.copy()
         view.services = dict(self.services)
@@ -461,6 +472,14 @@ class PolicyEngine:
             raise HubbleTuiError(str(exc)) from None
         if not proto.startswith("ICMP") and not 0 <= int(port) <= 65535:
             raise HubbleTuiError(f"port {port} is out of range (0-65535)")
+        key = (subject_key(src_s), subject_key(dst_s), int(port), proto, nearest)
+        known = self.memo.get("trace", key)
+        if known is None:
+            known = self._trace(src_s, dst_s, int(port), proto, nearest)
+            self.memo.put("trace", key, known)
+        return known
+
+    def _trace(self, src_s: Subject, dst_s: Subject, port: int, proto: str, nearest: bool) -> TraceResult:
         layers = [self._layer(EGRESS, src_s, dst_s, dst_s, int(port), proto, nearest),
                   self._layer(INGRESS, dst_s, src_s, dst_s, int(port), proto, nearest)]
         istio = istio_layer.evaluate(self, src_s, dst_s, int(port), proto)
