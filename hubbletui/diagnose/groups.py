@@ -43,26 +43,16 @@ class DropGroup:
     replies: int = 0  # dropped replies: connection tracking's doing, which no rule change fixes
     in_trouble: bool = False  # a pod of the source is crashlooping (or failing): its failing connections may be why
 
-    @property
-    def src(self) -> str:
-        return self.key.src
-
-    @property
-    def dst(self) -> str:
-        return self.key.dst
-
-    @property
-    def port(self) -> Port:
-        return self.key.port
+    # the key's parts, as the fixes and reports name them
+    src = property(lambda self: self.key.src)
+    dst = property(lambda self: self.key.dst)
+    port = property(lambda self: self.key.port)
+    reason = property(lambda self: self.key.reason)
 
     @property
     def protocol(self) -> str:
         """The protocol a fix names: TCP where Hubble said none."""
         return self.key.port.protocol or "TCP"
-
-    @property
-    def reason(self) -> str:
-        return self.key.reason
 
     @property
     def is_disagreement(self) -> bool:

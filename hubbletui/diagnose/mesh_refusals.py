@@ -72,21 +72,11 @@ class MeshRefusal:
         """The group these connections form: forwarded by Cilium, refused for `reason`."""
         return GroupKey(self.conn, "FORWARDED", self.reason)
 
-    @property
-    def source(self) -> str:
-        return self.conn.src
-
-    @property
-    def destination(self) -> str:
-        return self.conn.dst
-
-    @property
-    def port(self) -> int:
-        return self.conn.port.number
-
-    @property
-    def protocol(self) -> str:
-        return self.conn.port.protocol
+    # the connection's parts, as the JSON report names them
+    source = property(lambda self: self.conn.src)
+    destination = property(lambda self: self.conn.dst)
+    port = property(lambda self: self.conn.port.number)
+    protocol = property(lambda self: self.conn.port.protocol)
 
     @property
     def count(self) -> int:

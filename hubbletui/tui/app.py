@@ -34,7 +34,8 @@ from hubbletui.tui.feed import FeedBuffer, Reports, run_source
 from hubbletui.tui.screens.help import HelpScreen
 from hubbletui.tui.screens.main import MainScreen
 from hubbletui.tui.widgets.prompt import COMMAND, FILTER, Prompt
-from hubbletui.tui.widgets.status_bar import StatusBar, StatusInfo
+from hubbletui.tui.screens.base import HubbleScreen
+from hubbletui.tui.widgets.status_bar import StatusInfo
 
 TICK_S = 0.1
 SWITCH_INTERVAL_S = 0.0005
@@ -180,8 +181,8 @@ class HubbleApp(App):
             following=self.following, unseen=self.unseen, flows_total=store.stats.flows, scope=self.query.source)
 
     def update_status(self) -> None:
-        bar = getattr(self.screen, "status_bar", None)  # each screen keeps its own (a DOM query per tick costs)
-        if isinstance(bar, StatusBar):
+        bar = self.screen.status_bar if isinstance(self.screen, HubbleScreen) else None
+        if bar is not None:
             bar.show(self.status_info())
 
     # ---------------------------------------------------------------------------------------------------

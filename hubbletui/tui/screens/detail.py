@@ -7,15 +7,14 @@ as a patch. `w` writes it (atomically), `c` copies it, `f` asks for it in anothe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from hubbletui.errors import HubbleTuiError
@@ -28,19 +27,14 @@ from hubbletui.tui.cells import Num, cell
 from hubbletui.tui.explain_text import explanation_text
 from hubbletui.tui.fixes import default_path, fix_yaml, patch_text
 from hubbletui.tui.flowlines import ROW_COLUMNS, row_cells
-from hubbletui.tui.screens.main import HEADER_ICON
 from hubbletui.tui.screens.write_fix import WriteFixScreen
-from hubbletui.tui.widgets.key_bar import KeyBar
 from hubbletui.tui.widgets.keyed_table import KeyedTable
-from hubbletui.tui.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from hubbletui.tui.app import HubbleApp
+from hubbletui.tui.screens.base import HubbleScreen
 
 FIX_COLUMNS = [("rank", "#", 2), ("mark", "", 1), ("kind", "KIND", 12), ("blast", "NEW", 3), ("fix", "FIX", 200)]
 
 
-class DropDetailScreen(Screen):
+class DropDetailScreen(HubbleScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("w", "write_fix", "Write fix"),
@@ -60,12 +54,7 @@ class DropDetailScreen(Screen):
         self.show_patch = False
         self.selected_fix = 0
 
-    @property
-    def hubble(self) -> HubbleApp:
-        return self.app  # type: ignore[return-value]
-
-    def compose(self) -> ComposeResult:
-        yield Header(icon=HEADER_ICON)
+    def body(self) -> ComposeResult:
         yield Static(id="detail-title")
         yield KeyedTable(ROW_COLUMNS, id="groups")
         with Horizontal(id="detail-body"):
@@ -76,11 +65,8 @@ class DropDetailScreen(Screen):
                 yield KeyedTable(FIX_COLUMNS, id="suggestions")
                 with VerticalScroll(id="fix-scroll"):
                     yield Static(id="fix-view")
-        yield StatusBar(id="status")
-        yield KeyBar()
 
     def on_mount(self) -> None:
-        self.status_bar = self.query_one(StatusBar)
         self.hubble.update_status()
         title = Text(printable(self.title_text), style="bold")
         title.append(f"  ·  {len(self.keys)} drop group{'s' if len(self.keys) != 1 else ''}", "dim")

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Header, Static, Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 
 from hubbletui.flows.store import Changes, RowKey
 from hubbletui.tui.cells import clock_time
 from hubbletui.tui.flowlines import POD_COLUMNS, ROW_COLUMNS, log_line, pod_cells, row_cells
 from hubbletui.diagnose.pod_status import pod_status
-from hubbletui.tui.widgets.key_bar import KeyBar
 from hubbletui.tui.widgets.line_log import LineLog
 from hubbletui.tui.widgets.live_table import LiveTable
 from hubbletui.tui.widgets.prompt import Prompt
-from hubbletui.tui.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from hubbletui.tui.app import HubbleApp
+from hubbletui.tui.screens.base import HubbleScreen
 
 MAX_POD_ROWS = 100
 MAX_FLOW_ROWS = 200
@@ -29,7 +22,6 @@ RATES_EVERY_S = 2.0  # per-minute rates move with time: every shown pod is redra
 LOG_LINES = 2_000
 LOG_PER_TICK = 40  # per redraw: at high rates the log shows a sample; the tables count everything
 LOG_BACKFILL = 300
-HEADER_ICON = "◆"  # Textual's default icon is not in Fira Code
 
 
 class ViewTabs(Tabs):
@@ -40,7 +32,7 @@ class ViewTabs(Tabs):
         super()._highlight_active(animate=False)
 
 
-class MainScreen(Screen):
+class MainScreen(HubbleScreen):
     BINDINGS = [
         Binding("enter", "drill", "Drill in"),
         Binding("1", "show_tab('drops')", "Drops"),
@@ -58,12 +50,7 @@ class MainScreen(Screen):
         self.flow_order = "count"
         self._log_shown = True  # `l` hides the raw log under the flows
 
-    @property
-    def hubble(self) -> HubbleApp:
-        return self.app  # type: ignore[return-value]
-
-    def compose(self) -> ComposeResult:
-        yield Header(icon=HEADER_ICON)
+    def body(self) -> ComposeResult:
         yield Static(id="notes")
         # A tab bar over sibling widgets rather than TabbedContent: switching views re-lays the screen out and
         # repaints what it covers, and every container level under a view is one more full-size layer to paint
@@ -72,11 +59,8 @@ class MainScreen(Screen):
         yield LiveTable(ROW_COLUMNS, id="rows", classes="flows-view")
         yield LineLog(LOG_LINES, id="log", classes="flows-view")
         yield Prompt(id="prompt")
-        yield StatusBar(id="status")
-        yield KeyBar()
 
     def on_mount(self) -> None:
-        self.status_bar = self.query_one(StatusBar)
         self.hubble.update_status()
         notes = self.hubble.notes
         widget = self.query_one("#notes", Static)

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Header, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from hubbletui.untrusted import printable
 from hubbletui.diagnose.analysis import NO_CLUSTER
 from hubbletui.tui.policy_text import policy_view
-from hubbletui.tui.screens.main import HEADER_ICON
-from hubbletui.tui.widgets.key_bar import KeyBar
-from hubbletui.tui.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from hubbletui.tui.app import HubbleApp
+from hubbletui.tui.screens.base import HubbleScreen
 
 
-class PolicyScreen(Screen):
+class PolicyScreen(HubbleScreen):
     BINDINGS = [Binding("escape", "back", "Back")]
 
     def __init__(self, ref: str, endpoint: Any = None):
@@ -31,19 +25,11 @@ class PolicyScreen(Screen):
         self.ref = ref
         self.endpoint = endpoint
 
-    @property
-    def hubble(self) -> HubbleApp:
-        return self.app  # type: ignore[return-value]
-
-    def compose(self) -> ComposeResult:
-        yield Header(icon=HEADER_ICON)
+    def body(self) -> ComposeResult:
         with VerticalScroll(id="policy-scroll"):
             yield Static(id="policy-body")
-        yield StatusBar(id="status")
-        yield KeyBar()
 
     def on_mount(self) -> None:
-        self.status_bar = self.query_one(StatusBar)
         self.hubble.update_status()
         body = self.query_one("#policy-body", Static)
         title = Text(f"policy view of {printable(self.ref)}\n\n", style="bold")
