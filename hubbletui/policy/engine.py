@@ -57,6 +57,7 @@ from hubbletui.policy.subjects import (
 
 CILIUM_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 ISTIO_KINDS = ("AuthorizationPolicy", "PeerAuthentication")
+RESOLVER_KINDS = ("EndpointSlice", "CiliumCIDRGroup")
 ENFORCEMENT_MODES = ("default", "always", "never")
 NEAREST_LIMIT = 5
 # peers a blast radius always considers besides the cluster's own workloads
@@ -90,6 +91,9 @@ class PolicyEngine:
         self.inventory = Inventory.from_objects(((k, o) for k in SUBJECT_KINDS for o in state.list(k)),
                                                 self.cluster_name)
         self.services: dict[tuple[str, str], dict] = {object_key(o): o for o in state.list("Service")}
+        # what toServices and CIDR-group peers resolve through (kept per kind; policies recompile on change)
+        self.resolvers: dict[str, dict[tuple[str, str], dict]] = {
+            kind: {object_key(o): o for o in state.list(kind)} for kind in RESOLVER_KINDS}
         self.istio_objects: dict[str, dict[tuple[str, str], dict]] = {
             kind: {object_key(o): o for o in state.list(kind)} for kind in ISTIO_KINDS}
         self.policies: dict[PolicyKey, CompiledPolicy] = {}
@@ -104,16 +108,20 @@ class PolicyEngine:
         self._connections: dict = {}  # (src, dst identity, dst named ports) -> PortSet
         self._endpoint_index: LabelIndex | None = None
         self._peer_index: tuple[dict[str, list[Rule]], list[Rule]] | None = None
-        services = list(self.services.values())
         for kind in CILIUM_KINDS:
             for obj in state.list(kind):
-                self._set_policy(self._compile(obj, services))
+                self._set_policy(self._compile(obj))
 
-    @staticmethod
-    def _compile(obj: dict, services: list[dict]) -> CompiledPolicy:
+    def _compile(self, obj: dict) -> CompiledPolicy:
         if obj.get("kind") == "NetworkPolicy":
             return compile_network_policy(obj)
-        return compile_cilium_policy(obj, services)
+        return compile_cilium_policy(obj, list(self.services.values()), cluster=self.cluster_name,
+                                     endpoint_slices=list(self.resolvers["EndpointSlice"].values()),
+                                     cidr_groups=list(self.resolvers["CiliumCIDRGroup"].values()))
+
+    def rejected_policies(self) -> list[CompiledPolicy]:
+        """Policies Cilium's agent refuses to import (so they are not enforced), by kind and name."""
+        return [p for k, p in sorted(self.policies.items(), key=lambda kv: _policy_order(kv[0])) if p.rejected]
 
     def _set_policy(self, compiled: CompiledPolicy) -> None:
         self._drop_policy(compiled.key, reselect=False)
@@ -171,11 +179,14 @@ class PolicyEngine:
         self._resolved, self._connections = {}, {}
         kind = obj.get("kind", "")
         if kind in CILIUM_KINDS:
-            compiled = self._compile(obj, list(self.services.values()))
+            compiled = self._compile(obj)
             self._set_policy(compiled)
             return {compiled.key}, set()
         if kind == "Service":
             self.services[object_key(obj)] = obj
+            return self._recompile_service_users(), set()
+        if kind in RESOLVER_KINDS:
+            self.resolvers[kind] = {**self.resolvers[kind], object_key(obj): obj}
             return self._recompile_service_users(), set()
         if kind in ISTIO_KINDS:
             self.istio_objects[kind] = {**self.istio_objects[kind], object_key(obj): obj}
@@ -195,6 +206,9 @@ class PolicyEngine:
         if kind == "Service":
             self.services.pop((namespace, name), None)
             return self._recompile_service_users(), set()
+        if kind in RESOLVER_KINDS:
+            self.resolvers[kind] = {k: v for k, v in self.resolvers[kind].items() if k != (namespace, name)}
+            return self._recompile_service_users(), set()
         if kind in ISTIO_KINDS:
             self.istio_objects[kind] = {k: v for k, v in self.istio_objects[kind].items() if k != (namespace, name)}
             return set(), set()
@@ -205,9 +219,8 @@ class PolicyEngine:
 
     def _recompile_service_users(self) -> set[PolicyKey]:
         users = [p for p in self.policies.values() if p.uses_services and p.obj is not None]
-        services = list(self.services.values())
         for policy in users:
-            self._set_policy(self._compile(policy.obj, services))
+            self._set_policy(self._compile(policy.obj))
         return {p.key for p in users}
 
     def what_if(self, upserts: Iterable[dict] = (), deletes: Iterable[dict | tuple[str, str, str]] = ()
@@ -245,6 +258,7 @@ class PolicyEngine:
         view._unsubscribe = None
         view.inventory = self.inventory.copy()
         view.services = dict(self.services)
+        view.resolvers = dict(self.resolvers)
         view.istio_objects = dict(self.istio_objects)
         view.policies = dict(self.policies)
         view._rules_by_ns = dict(self._rules_by_ns)

@@ -350,5 +350,7 @@ class CompiledPolicy:
     key: PolicyKey
     rules: tuple[Rule, ...] = ()
     notes: tuple[str, ...] = ()  # things we recognised but do not evaluate, malformed parts
-    uses_services: bool = False  # toServices: recompile when Services change
+    uses_services: bool = False  # toServices, CIDR groups: recompile when Services/slices/groups change
     obj: dict | None = field(default=None, repr=False)
+    rejected: str = ""  # why Cilium's agent refuses the object (then it has no rules: it is not enforced)
+    meant_for: tuple[Selector, ...] = ()  # a rejected policy's endpoint selectors: whom it would have applied to
