@@ -8,6 +8,7 @@ from collections.abc import Callable
 import click
 
 from hubbletui.cluster.model import ClusterState
+from hubbletui.untrusted import printable
 
 
 def cluster_options(func: Callable) -> Callable:
@@ -81,6 +82,20 @@ def build_engine(kwargs: dict, state: ClusterState, *, follow: bool = False):
     engine current as a live state changes."""
     from hubbletui.policy.engine import PolicyEngine
 
-    return PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
-                        istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
-                        cluster_name=kwargs.pop("cluster_name", "default"), follow=follow)
+    engine = PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
+                          istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
+                          cluster_name=kwargs.pop("cluster_name", "default"), follow=follow)
+    report_rejected(engine)
+    return engine
+
+
+def report_rejected(engine) -> None:
+    """Part of the load report: policies in the state that Cilium's agent (or Istio) would refuse."""
+    for policy in engine.rejected_policies():
+        click.echo(f"hubbletui: warning: {printable(policy.key.ref)}: rejected by Cilium: "
+                   f"{printable(policy.rejected)}; not enforced", err=True)
+    from hubbletui.policy.istio import policy_ref
+
+    for obj, why in engine.authorization_policies()[1]:
+        click.echo(f"hubbletui: warning: AuthorizationPolicy/{printable(policy_ref(obj))}: rejected by Istio: "
+                   f"{printable(why)}; not applied", err=True)

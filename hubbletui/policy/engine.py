@@ -28,6 +28,7 @@ from hubbletui.errors import HubbleTuiError
 from hubbletui.policy import istio_layer
 from hubbletui.policy.cilium import compile_cilium_policy
 from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
+from hubbletui.policy.istio_validate import validate_authorization_policy
 from hubbletui.policy.k8s import compile_network_policy
 from hubbletui.policy.labels import (
     DEFAULT_CLUSTER,
@@ -108,6 +109,8 @@ class PolicyEngine:
         self._connections: dict = {}  # (src, dst identity, dst named ports) -> PortSet
         self._endpoint_index: LabelIndex | None = None
         self._peer_index: tuple[dict[str, list[Rule]], list[Rule]] | None = None
+        self._rejected: list[CompiledPolicy] | None = None
+        self._authz_split: tuple | None = None
         for kind in CILIUM_KINDS:
             for obj in state.list(kind):
                 self._set_policy(self._compile(obj))
@@ -121,7 +124,32 @@ class PolicyEngine:
 
     def rejected_policies(self) -> list[CompiledPolicy]:
         """Policies Cilium's agent refuses to import (so they are not enforced), by kind and name."""
-        return [p for k, p in sorted(self.policies.items(), key=lambda kv: _policy_order(kv[0])) if p.rejected]
+        if self._rejected is None:
+            self._rejected = [p for k, p in sorted(self.policies.items(), key=lambda kv: _policy_order(kv[0]))
+                              if p.rejected]
+        return self._rejected
+
+    def authorization_policies(self) -> tuple[list[dict], list[tuple[dict, str]]]:
+        """(AuthorizationPolicies Istio applies, [(one it refuses, why)]): istiod ignores an invalid one."""
+        current = self.istio_objects["AuthorizationPolicy"]
+        cached = self._authz_split
+        if cached is None or cached[0] is not current:
+            valid, refused = [], []
+            for obj in self.policy_objects("AuthorizationPolicy"):
+                problem = validate_authorization_policy(obj)
+                if problem:
+                    refused.append((obj, problem))
+                else:
+                    valid.append(obj)
+            cached = self._authz_split = (current, valid, refused)
+        return cached[1], cached[2]
+
+    def rejected_for(self, subject: Subject) -> list[str]:
+        """One line per rejected policy written for ``subject``: it would select it, but is not in force."""
+        if not subject.is_endpoint:
+            return []
+        return [f"{p.key.ref} would apply to {subject.id} but is rejected by Cilium ({p.rejected}): it is not "
+                "enforced" for p in self.rejected_policies() if any(s.matches(subject.labels) for s in p.meant_for)]
 
     def _set_policy(self, compiled: CompiledPolicy) -> None:
         self._drop_policy(compiled.key, reselect=False)
@@ -150,6 +178,7 @@ class PolicyEngine:
         """One policy changed: selections cached here are stale. A what-if view keeps its parent's selections
         and patches each when first asked (it adds a policy, then asks about hundreds of identities)."""
         self._peer_index = None
+        self._rejected = None
         self._selection = {}
         if self._selection_parent is not None:
             self._patch_keys.add(key)
@@ -271,6 +300,8 @@ class PolicyEngine:
         view._connections = {}
         view._endpoint_index = self._endpoint_index
         view._peer_index = self._peer_index
+        view._rejected = self._rejected
+        view._authz_split = self._authz_split
         return view
 
     # resolving names ---------------------------------------------------------------------------
@@ -481,6 +512,7 @@ class PolicyEngine:
         if istio is not None:
             layers.append(istio)
         notes = [f"{s.id}: {n}" for s in _unique(src_s, dst_s) for n in s.notes]
+        notes += [n for s in _unique(src_s, dst_s) for n in self.rejected_for(s)]
         if src_s.id == dst_s.id and src_s.kind in ("pod", "workload"):
             notes.append("source and destination are the same endpoint: Cilium does not police a pod "
                          "talking to itself through its own address")

@@ -94,7 +94,8 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
         detail["source_principal"] = principal = None  # plaintext: the request carries no peer identity
     is_http, how = port_protocol(engine, dst, port)
     detail["http"] = how
-    decision = istio.evaluate_authz(engine.policy_objects("AuthorizationPolicy"), root, dst.namespace, labels,
+    applied, refused = engine.authorization_policies()
+    decision = istio.evaluate_authz(applied, root, dst.namespace, labels,
                                     principal, src.namespace if principal else None, port, is_http,
                                     source_ip=src.ip or None)
     detail["decision"] = decision.to_dict()
@@ -103,7 +104,9 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
     nearest = [{"ref": f"AuthorizationPolicy/{m.policy}", "path": f"spec.rules[{m.rule_index}]",
                 "lacks": [{"side": "peer", "what": f, "text": t} for f, t in zip(m.fields, m.lacks, strict=True)],
                 "peers": "", "ports": ""} for m in decision.nearest]
-    notes = list(decision.notes)
+    notes = [f"AuthorizationPolicy/{istio.policy_ref(obj)} is rejected by Istio ({why}): it is not applied"
+             for obj, why in refused if istio.policy_applies(obj, root, dst.namespace, labels)]
+    notes += list(decision.notes)
     if decision.conditional:
         notes.append("the verdict depends on the HTTP request (method, path, headers): see the notes above")
     return LayerResult("istio", dst.id, ALLOWED if decision.allowed else DENIED, f"istio-{decision.action.lower()}",
