@@ -33,6 +33,13 @@ def engine_options(func: Callable) -> Callable:
                         help="Cilium's cluster.name (identities carry io.cilium.k8s.policy.cluster=NAME).")(func)
     func = click.option("--istio-root-namespace", default="istio-system", show_default=True, metavar="NS",
                         help="Istio's root namespace (its AuthorizationPolicies apply mesh-wide).")(func)
+    func = click.option("--host-firewall/--no-host-firewall", default=None,
+                        help="Cilium's host firewall (enable-host-firewall); default: on when the cluster "
+                             "state holds a host policy (nodeSelector).")(func)
+    func = click.option("--host-network-pods", type=click.Choice(["host", "pod"]), default="host",
+                        show_default=True,
+                        help="host: a hostNetwork pod's traffic is the host's, as Cilium sees it; pod: judge it "
+                             "as a pod, as NetworkPolicy tools such as netpol-analyzer do.")(func)
     func = click.option("--enforcement-mode", type=click.Choice(["default", "always", "never"]),
                         default="default", show_default=True,
                         help="Cilium's policy enforcement mode (`enable-policy`).")(func)
@@ -84,7 +91,9 @@ def build_engine(kwargs: dict, state: ClusterState, *, follow: bool = False):
 
     engine = PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
                           istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
-                          cluster_name=kwargs.pop("cluster_name", "default"), follow=follow)
+                          cluster_name=kwargs.pop("cluster_name", "default"),
+                          host_firewall=kwargs.pop("host_firewall", None),
+                          host_network_pods=kwargs.pop("host_network_pods", "host"), follow=follow)
     report_rejected(engine)
     return engine
 

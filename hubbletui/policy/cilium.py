@@ -142,11 +142,9 @@ class _Compiler:
     def spec(self, path: str, spec: object) -> None:
         if not isinstance(spec, Mapping):
             raise ValueError("a rule must be an object")
-        if spec.get("nodeSelector") is not None:
-            self.notes.append(f"{path}: a host policy (nodeSelector); host firewall rules are not evaluated")
-            return
-        subject = parse_label_selector(spec.get("endpointSelector") or {})
-        if self.namespace:
+        host = spec.get("nodeSelector") is not None
+        subject = parse_label_selector(spec.get("nodeSelector" if host else "endpointSelector") or {})
+        if self.namespace and not host:
             user_ns = subject.match_value("k8s:" + NAMESPACE_LABEL)
             if user_ns is not None and user_ns != self.namespace:
                 self.notes.append(f"{path}.endpointSelector names namespace {user_ns}; Cilium pins a "
@@ -165,8 +163,11 @@ class _Compiler:
             isolates = True if isolates is None else bool(isolates)
             for i, entry in enumerate(entries):
                 rule_path = f"{path}.{field_name}[{i}]"
-                self.rules.append(self.rule(rule_path, entry or {}, direction, action, prefix, subject,
-                                            isolates, matches_init))
+                rule = self.rule(rule_path, entry or {}, direction, action, prefix, subject, isolates, matches_init)
+                # a host policy selects host endpoints only, an endpoint policy never does (repository.go
+                # matchesSubject: the rule's selector type must be the identity's)
+                rule.host = host
+                self.rules.append(rule)
 
     def rule(self, path: str, entry: Mapping, direction: str, action: str, prefix: str, subject: Selector,
              isolates: bool, matches_init: bool) -> Rule:

@@ -54,6 +54,7 @@ from hubbletui.policy.subjects import (
     Subject,
     entity_subject,
     ip_subject,
+    node_subject,
 )
 
 CILIUM_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
@@ -72,13 +73,18 @@ class PolicyEngine:
 
     def __init__(self, state: ClusterState | None = None, *, cluster_name: str = DEFAULT_CLUSTER,
                  enforcement_mode: str = "default", istio_root_namespace: str = "istio-system",
-                 follow: bool = False):
+                 host_firewall: bool | None = None, host_network_pods: str = "host", follow: bool = False):
         if enforcement_mode not in ENFORCEMENT_MODES:
             raise HubbleTuiError(f"unknown policy enforcement mode {enforcement_mode!r}")
         self.state = state if state is not None else ClusterState()
         self.cluster_name = cluster_name
         self.enforcement_mode = enforcement_mode
         self.istio_root_namespace = istio_root_namespace
+        # Cilium's --enable-host-firewall: None = on when the state holds a host policy (why else write one)
+        self.host_firewall_setting = host_firewall
+        if host_network_pods not in ("host", "pod"):
+            raise HubbleTuiError(f"unknown hostNetwork pod model {host_network_pods!r} (host or pod)")
+        self.host_network_pods = host_network_pods
         self.base: PolicyEngine | None = None  # set on what-if views
         self.changed_policies: set[PolicyKey] = set()
         self.changed_namespaces: set[str] = set()
@@ -90,11 +96,13 @@ class PolicyEngine:
     # building ----------------------------------------------------------------------------------
     def _load(self, state: ClusterState) -> None:
         self.inventory = Inventory.from_objects(((k, o) for k in SUBJECT_KINDS for o in state.list(k)),
-                                                self.cluster_name)
+                                                self.cluster_name, self.host_network_pods == "pod")
         self.services: dict[tuple[str, str], dict] = {object_key(o): o for o in state.list("Service")}
         # what toServices and CIDR-group peers resolve through (kept per kind; policies recompile on change)
         self.resolvers: dict[str, dict[tuple[str, str], dict]] = {
             kind: {object_key(o): o for o in state.list(kind)} for kind in RESOLVER_KINDS}
+        self.nodes: dict[str, dict] = {object_key(o)[1]: o for o in state.list("Node")}
+        self._node_ips: dict[str, str] | None = None
         self.istio_objects: dict[str, dict[tuple[str, str], dict]] = {
             kind: {object_key(o): o for o in state.list(kind)} for kind in ISTIO_KINDS}
         self.policies: dict[PolicyKey, CompiledPolicy] = {}
@@ -217,6 +225,10 @@ class PolicyEngine:
         if kind in RESOLVER_KINDS:
             self.resolvers[kind] = {**self.resolvers[kind], object_key(obj): obj}
             return self._recompile_service_users(), set()
+        if kind == "Node":
+            self.nodes = {**self.nodes, object_key(obj)[1]: obj}
+            self._node_ips = None
+            return set(), set()
         if kind in ISTIO_KINDS:
             self.istio_objects[kind] = {**self.istio_objects[kind], object_key(obj): obj}
             return set(), set()
@@ -238,6 +250,10 @@ class PolicyEngine:
         if kind in RESOLVER_KINDS:
             self.resolvers[kind] = {k: v for k, v in self.resolvers[kind].items() if k != (namespace, name)}
             return self._recompile_service_users(), set()
+        if kind == "Node":
+            self.nodes = {k: v for k, v in self.nodes.items() if k != name}
+            self._node_ips = None
+            return set(), set()
         if kind in ISTIO_KINDS:
             self.istio_objects[kind] = {k: v for k, v in self.istio_objects[kind].items() if k != (namespace, name)}
             return set(), set()
@@ -280,6 +296,9 @@ class PolicyEngine:
         view.cluster_name = self.cluster_name
         view.enforcement_mode = self.enforcement_mode
         view.istio_root_namespace = self.istio_root_namespace
+        view.host_firewall_setting = self.host_firewall_setting
+        view.host_network_pods = self.host_network_pods
+        view.nodes, view._node_ips = self.nodes, self._node_ips
         view.base = self
         view.changed_policies, view.changed_namespaces = set(), set()
         view._lock = threading.RLock()
@@ -327,10 +346,20 @@ class PolicyEngine:
         except ValueError:
             pass
         else:
+            pods = [p for p in self.inventory.by_ip(text) if not p.host_network]
+            if pods:
+                return sorted(pods, key=lambda s: s.id)[0]
+            node = self.node_by_ip(text)
+            if node:
+                return self._node(node, ip=text)
             pods = self.inventory.by_ip(text)
             if pods:
-                return sorted(pods, key=lambda s: (s.host_network, s.id))[0]
+                return sorted(pods, key=lambda s: s.id)[0]
             return ip_subject(text)
+        if text.startswith("node/") and text[5:]:
+            if text[5:] not in self.nodes:
+                raise HubbleTuiError(f"no Node named {text[5:]!r} in the cluster state")
+            return self._node(text[5:])
         parts = text.split("/")
         if len(parts) == 2 and all(parts):
             ns, name = parts
@@ -412,6 +441,63 @@ class PolicyEngine:
             return ip_subject(endpoint.ip, names)
         return Subject(id=endpoint.ref or "unknown", kind="entity", labels=entity_subject("world").labels,
                        notes=("Hubble named no identity for this endpoint; evaluated as world",))
+
+    # hosts and nodes ----------------------------------------------------------------------------
+    @property
+    def host_firewall(self) -> bool:
+        if self.host_firewall_setting is not None:
+            return self.host_firewall_setting
+        return any(r.host for p in self.policies.values() for r in p.rules)
+
+    def node_by_ip(self, ip: str) -> str:
+        """The Node whose status.addresses hold ``ip`` (InternalIP or ExternalIP), "" when none."""
+        if self._node_ips is None:
+            index = {}
+            for name, node in self.nodes.items():
+                for address in ((node.get("status") or {}).get("addresses") or []):
+                    if (address or {}).get("type") in ("InternalIP", "ExternalIP") and address.get("address"):
+                        try:
+                            index[str(ipaddress.ip_address(address["address"]))] = name
+                        except ValueError:
+                            continue
+            self._node_ips = index
+        try:
+            return self._node_ips.get(str(ipaddress.ip_address(ip)), "")
+        except ValueError:
+            return ""
+
+    def _node(self, name: str, ip: str = "") -> Subject:
+        node = self.nodes.get(name) or {}
+        if not ip:
+            for address in ((node.get("status") or {}).get("addresses") or []):
+                if (address or {}).get("type") == "InternalIP":
+                    ip = str(address.get("address") or "")
+                    break
+        return node_subject(name, ip, (node.get("metadata") or {}).get("labels") or {})
+
+    def host_view(self, subject: Subject) -> Subject:
+        """Where ``subject``'s own policy is enforced. A node or hostNetwork pod is the host endpoint of its node:
+        only host policies (nodeSelector) select it, and only with the host firewall on."""
+        if not subject.host_network:
+            return subject
+        node = self.nodes.get(subject.node) or {}
+        host = node_subject(subject.node, subject.ip, (node.get("metadata") or {}).get("labels") or {}, "host")
+        host = replace(host, id=subject.id, named_ports=subject.named_ports)
+        host.is_endpoint = self.host_firewall
+        return host
+
+    def peer_view(self, subject: Subject, other: Subject) -> Subject:
+        """``subject`` as ``other`` sees it: a node or hostNetwork pod is `host` to the pods of its own node and
+        `remote-node` to everything else (pkg/identity reserved identities 1 and 6)."""
+        if not subject.host_network:
+            return subject
+        same = bool(subject.node) and subject.node == other.node
+        if same:
+            return replace(self.host_view(subject), id=subject.id)
+        note = () if subject.node and other.node else (
+            f"{subject.id} carries the host identity: taken as remote-node, since the cluster state does not say "
+            "whether both sides run on the same node",)
+        return replace(node_subject(subject.node, subject.ip), id=subject.id, notes=note)
 
     # evaluating ----------------------------------------------------------------------------------
     def rules_for_namespace(self, ns: str | None) -> tuple[Rule, ...]:
@@ -506,13 +592,15 @@ class PolicyEngine:
             raise HubbleTuiError(str(exc)) from None
         if not proto.startswith("ICMP") and not 0 <= int(port) <= 65535:
             raise HubbleTuiError(f"port {port} is out of range (0-65535)")
-        layers = [self._layer(EGRESS, src_s, dst_s, dst_s, int(port), proto, nearest),
-                  self._layer(INGRESS, dst_s, src_s, dst_s, int(port), proto, nearest)]
+        src_peer, dst_peer = self.peer_view(src_s, dst_s), self.peer_view(dst_s, src_s)
+        layers = [self._layer(EGRESS, self.host_view(src_s), dst_peer, dst_s, int(port), proto, nearest),
+                  self._layer(INGRESS, self.host_view(dst_s), src_peer, dst_s, int(port), proto, nearest)]
         istio = istio_layer.evaluate(self, src_s, dst_s, int(port), proto)
         if istio is not None:
             layers.append(istio)
         notes = [f"{s.id}: {n}" for s in _unique(src_s, dst_s) for n in s.notes]
         notes += [n for s in _unique(src_s, dst_s) for n in self.rejected_for(s)]
+        notes += [n for s in (src_peer, dst_peer) for n in s.notes if s.kind == "node" and n not in notes]
         if src_s.id == dst_s.id and src_s.kind in ("pod", "workload"):
             notes.append("source and destination are the same endpoint: Cilium does not police a pod "
                          "talking to itself through its own address")
@@ -522,6 +610,10 @@ class PolicyEngine:
                proto: str, want_nearest: bool = True) -> LayerResult:
         where = "from" if direction == INGRESS else "to"
         if not enforcer.is_endpoint:
+            if enforcer.host_network:
+                return LayerResult(direction, enforcer.id, ALLOWED, "host-firewall-off",
+                                   f"{enforcer.id} is the host (host networking): only host policies "
+                                   f"(nodeSelector) apply to it, and the host firewall is off")
             return LayerResult(direction, enforcer.id, ALLOWED, "not-an-endpoint",
                                f"{enforcer.id} is not a Cilium endpoint: no {direction} policy applies")
         if self.enforcement_mode == "never":
