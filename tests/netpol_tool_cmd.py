@@ -1,8 +1,10 @@
-"""`hubbletui` as a NetworkPolicy tool reads a cluster: hostNetwork pods judged as pods.
+"""`hubbletui` reading a cluster as a NetworkPolicy tool does: hostNetwork pods judged as pods, egress named
+ports resolved on the destination pod.
 
-netpol-analyzer treats a hostNetwork pod like any other pod; Cilium gives its traffic the host identity and does
-not enforce pod policies on it (the engine's default). The conformance tool only appends its own arguments to
-the command it is given, so this wrapper inserts `--host-network-pods pod` after the subcommand.
+netpol-analyzer treats a hostNetwork pod like any other pod and resolves every named port on the destination;
+Cilium gives a hostNetwork pod's traffic the host identity (no pod policy applies to it) and resolves egress named
+ports cluster-wide (the engine's defaults). The conformance tool only appends its own arguments to the command
+it is given, so this wrapper inserts the two flags after the subcommand.
 """
 
 import sys
@@ -12,5 +14,5 @@ from hubbletui.cli import main
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv and argv[0] == "trace":
-        argv = [argv[0], "--host-network-pods", "pod", *argv[1:]]
+        argv = [argv[0], "--host-network-pods", "pod", "--egress-named-ports", "destination", *argv[1:]]
     sys.exit(main(argv))

@@ -40,6 +40,11 @@ def engine_options(func: Callable) -> Callable:
                         show_default=True,
                         help="host: a hostNetwork pod's traffic is the host's, as Cilium sees it; pod: judge it "
                              "as a pod, as NetworkPolicy tools such as netpol-analyzer do.")(func)
+    func = click.option("--egress-named-ports", type=click.Choice(["cluster", "destination"]), default="cluster",
+                        show_default=True,
+                        help="cluster: an egress named port resolves through every pod's named ports, as Cilium "
+                             "does (a name with two numbers resolves to nothing); destination: on the "
+                             "destination pod, as NetworkPolicy tools do.")(func)
     func = click.option("--enforcement-mode", type=click.Choice(["default", "always", "never"]),
                         default="default", show_default=True,
                         help="Cilium's policy enforcement mode (`enable-policy`).")(func)
@@ -93,7 +98,8 @@ def build_engine(kwargs: dict, state: ClusterState, *, follow: bool = False):
                           istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
                           cluster_name=kwargs.pop("cluster_name", "default"),
                           host_firewall=kwargs.pop("host_firewall", None),
-                          host_network_pods=kwargs.pop("host_network_pods", "host"), follow=follow)
+                          host_network_pods=kwargs.pop("host_network_pods", "host"),
+                          egress_named_ports=kwargs.pop("egress_named_ports", "cluster"), follow=follow)
     report_rejected(engine)
     return engine
 

@@ -73,7 +73,8 @@ class PolicyEngine:
 
     def __init__(self, state: ClusterState | None = None, *, cluster_name: str = DEFAULT_CLUSTER,
                  enforcement_mode: str = "default", istio_root_namespace: str = "istio-system",
-                 host_firewall: bool | None = None, host_network_pods: str = "host", follow: bool = False):
+                 host_firewall: bool | None = None, host_network_pods: str = "host",
+                 egress_named_ports: str = "cluster", follow: bool = False):
         if enforcement_mode not in ENFORCEMENT_MODES:
             raise HubbleTuiError(f"unknown policy enforcement mode {enforcement_mode!r}")
         self.state = state if state is not None else ClusterState()
@@ -85,6 +86,9 @@ class PolicyEngine:
         if host_network_pods not in ("host", "pod"):
             raise HubbleTuiError(f"unknown hostNetwork pod model {host_network_pods!r} (host or pod)")
         self.host_network_pods = host_network_pods
+        if egress_named_ports not in ("cluster", "destination"):
+            raise HubbleTuiError(f"unknown egress named-port model {egress_named_ports!r} (cluster or destination)")
+        self.egress_named_ports = egress_named_ports
         self.base: PolicyEngine | None = None  # set on what-if views
         self.changed_policies: set[PolicyKey] = set()
         self.changed_namespaces: set[str] = set()
@@ -103,6 +107,7 @@ class PolicyEngine:
             kind: {object_key(o): o for o in state.list(kind)} for kind in RESOLVER_KINDS}
         self.nodes: dict[str, dict] = {object_key(o)[1]: o for o in state.list("Node")}
         self._node_ips: dict[str, str] | None = None
+        self._cluster_ports: dict | None = None  # egress named ports, cluster-wide (named_ports_for)
         self.istio_objects: dict[str, dict[tuple[str, str], dict]] = {
             kind: {object_key(o): o for o in state.list(kind)} for kind in ISTIO_KINDS}
         self.policies: dict[PolicyKey, CompiledPolicy] = {}
@@ -234,7 +239,7 @@ class PolicyEngine:
             return set(), set()
         if kind in SUBJECT_KINDS:
             # selection is cached per identity: changed labels simply miss the cache
-            self._endpoints = self._endpoint_index = None
+            self._endpoints = self._endpoint_index = self._cluster_ports = None
             return set(), {self.inventory.upsert(kind, obj, rollout)}
         raise HubbleTuiError(f"cannot model a {kind or 'kindless object'}")
 
@@ -258,7 +263,7 @@ class PolicyEngine:
             self.istio_objects[kind] = {k: v for k, v in self.istio_objects[kind].items() if k != (namespace, name)}
             return set(), set()
         if kind in SUBJECT_KINDS:
-            self._endpoints = self._endpoint_index = None
+            self._endpoints = self._endpoint_index = self._cluster_ports = None
             return set(), {self.inventory.delete(kind, namespace, name)}
         return set(), set()
 
@@ -298,7 +303,9 @@ class PolicyEngine:
         view.istio_root_namespace = self.istio_root_namespace
         view.host_firewall_setting = self.host_firewall_setting
         view.host_network_pods = self.host_network_pods
+        view.egress_named_ports = self.egress_named_ports
         view.nodes, view._node_ips = self.nodes, self._node_ips
+        view._cluster_ports = self._cluster_ports
         view.base = self
         view.changed_policies, view.changed_namespaces = set(), set()
         view._lock = threading.RLock()
@@ -499,6 +506,22 @@ class PolicyEngine:
             "whether both sides run on the same node",)
         return replace(node_subject(subject.node, subject.ip), id=subject.id, notes=note)
 
+    def named_ports_for(self, direction: str, dst: Subject):
+        """Ingress resolves a named port on the destination pod itself; egress through the cluster-wide map of
+        every pod's named ports, where a name with two port numbers (for one protocol) resolves to nothing
+        (pkg/policy/types NamedPortMultiMap.GetNamedPort: ErrDuplicateNamedPorts)."""
+        if direction == INGRESS or self.egress_named_ports == "destination":
+            return dst.named_ports
+        if self._cluster_ports is None:
+            seen: dict[str, dict[str, set[int]]] = {}
+            for subject in self.inventory.subjects():
+                for name, ports in subject.named_ports.items():
+                    for number, proto in ports:
+                        seen.setdefault(name, {}).setdefault(proto, set()).add(number)
+            self._cluster_ports = {name: tuple((next(iter(nums)), proto) for proto, nums in sorted(by.items())
+                                               if len(nums) == 1) for name, by in seen.items()}
+        return self._cluster_ports
+
     # evaluating ----------------------------------------------------------------------------------
     def rules_for_namespace(self, ns: str | None) -> tuple[Rule, ...]:
         flat = self._flat_by_ns.get(ns)
@@ -620,7 +643,7 @@ class PolicyEngine:
             return LayerResult(direction, enforcer.id, ALLOWED, "enforcement-disabled",
                                "policy enforcement mode is never")
         rules = self.selecting_rules(enforcer, direction)
-        named = dst.named_ports
+        named = self.named_ports_for(direction, dst)
         selected_by = _policy_refs(rules)
         isolating = [r for r in rules if r.default_deny]
         isolated_by = _policy_refs(isolating)
@@ -674,7 +697,7 @@ class PolicyEngine:
         """Allow rules closest to admitting the connection, each with what it lacks: on the peer (a label, the
         namespace), the port, or the selected side itself (a rule that admits the peer but selects other pods).
         ``candidates`` defaults to every rule that could select ``enforcer`` (its namespace's and unpinned)."""
-        named = dst.named_ports
+        named = self.named_ports_for(direction, dst)
         scored = []
         for order, rule in enumerate(self.candidate_rules(enforcer) if candidates is None else candidates):
             if rule.direction != direction or rule.action != ALLOW or not (rule.all_peers or rule.peers):
@@ -699,7 +722,7 @@ class PolicyEngine:
         """What ``direction`` at ``enforcer`` lets through to/from ``peer`` (named ports resolved on ``dst``)."""
         if not enforcer.is_endpoint or self.enforcement_mode == "never":
             return ALL_PORTS
-        named = dst.named_ports
+        named = self.named_ports_for(direction, dst)
         denied: list[PortSet] = []
         allowed: list[PortSet] = []
         for rule in self._distinct_selecting(enforcer, direction):
