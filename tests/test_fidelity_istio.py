@@ -125,3 +125,47 @@ spec: {action: DENY}
     result = engine(deny_without_rules).trace("app/client", "app/api", 8080)
     assert result.verdict == "allowed"
     assert any("rejected by Istio" in n for n in result.layer("istio").notes)
+
+
+# 6. conditional verdicts --------------------------------------------------------------------------------
+CUSTOM = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: app}
+spec: {action: CUSTOM, provider: {name: opa}, rules: [{to: [{operation: {paths: [/admin]}}]}]}
+"""
+
+
+def test_istio_custom_makes_the_answer_conditional():
+    """Istio evaluates CUSTOM first and the external authorizer decides (Documentation: authorization-policy
+    'CUSTOM'); the cluster state cannot say what it answers."""
+    result = engine(CUSTOM).trace("app/client", "app/api", 8080)
+    record = result.to_dict()
+    assert record["verdict"] == "conditional"
+    assert [c["kind"] for c in record["conditions"]] == ["istio-custom"]
+    assert result.verdict == "allowed"  # at L3/L4 nothing stops it
+
+
+def test_fqdn_and_l7_rules_make_the_answer_conditional():
+    """toFQDNs admits only addresses learnt through Cilium's DNS proxy (Documentation/security/policy/
+    language.rst 'DNS based'); L7 rules filter each request in the proxy (language.rst 'Layer 7')."""
+    from hubbletui.policy.result import summary_dict
+
+    fqdn = """
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: out, namespace: app}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toFQDNs: [{matchName: api.example.com}]
+    toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+  - toEndpoints: [{matchLabels: {app: api}}]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}], rules: {http: [{method: GET}]}}]
+"""
+    eng = engine(fqdn)
+    answer = summary_dict(eng.trace("app/client", "api.example.com", 443))
+    assert answer["verdict"] == "conditional" and answer["conditions"][0]["kind"] == "fqdn"
+    l7 = eng.trace("app/client", "app/api", 8080)
+    assert l7.answer == "conditional" and [c["kind"] for c in l7.conditions] == ["l7"]
+    assert summary_dict(eng.trace("app/client", "app/api", 9000))["verdict"] == "denied"

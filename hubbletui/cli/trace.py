@@ -88,7 +88,7 @@ def _run_batch(engine, path: str, output: str, detail: bool) -> int:
                 line = f"line {number}: error: {error}"
             else:
                 record = {"query": query, **(result.to_dict() if detail else summary_dict(result))}
-                line = f"{result.src.id} -> {result.dst.id} {result.port_label}: {result.verdict}"
+                line = f"{result.src.id} -> {result.dst.id} {result.port_label}: {result.answer}"
             if output == "json":
                 out.write(orjson.dumps(record) + b"\n")
             else:

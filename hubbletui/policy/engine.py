@@ -677,8 +677,18 @@ class PolicyEngine:
             first = hits[0][0]
             text = f"allowed by {first.ref}" + (" at L4; the proxy then filters requests by L7 rules"
                                                  if l7 else "")
+            conditions = []
+            if l7:
+                conditions.append({"kind": "l7", "text": "L4 is allowed; the proxy then filters each request by "
+                                   "L7 rules (" + "; ".join(l7) + ")"})
+            if all(_by_fqdn_only(rule, peer) for rule, _ in hits):
+                names = sorted({f"{p.fqdn[1]}" for rule, _ in hits for p in rule.peers
+                                if p.kind == "fqdn" and p.matches(peer)})
+                conditions.append({"kind": "fqdn", "text": f"allowed only for addresses {enforcer.id} resolved for "
+                                   f"{', '.join(names)} through DNS that Cilium's DNS proxy saw (a DNS rule on its "
+                                   "egress); a pod that cannot reach DNS, or resolved elsewhere, cannot use it"})
             return LayerResult(direction, enforcer.id, ALLOWED, "allowed-by-rule", text,
-                               allowed_by=[_hit(r, rl7) for r, rl7 in hits], l7=l7, **base)
+                               allowed_by=[_hit(r, rl7) for r, rl7 in hits], l7=l7, conditions=conditions, **base)
         nearest = self.nearest_rules(direction, enforcer, peer, dst, port, proto) if want_nearest else []
         who = ", ".join(isolated_by) if isolated_by else "policy enforcement mode always"
         return LayerResult(direction, enforcer.id, DENIED, "default-deny",
@@ -767,6 +777,14 @@ class PolicyEngine:
             return [self.istio_objects[kind][k] for k in sorted(self.istio_objects[kind])]
         return [p.obj for k, p in sorted(self.policies.items(), key=lambda kv: _policy_order(kv[0]))
                 if k.kind == kind and p.obj is not None]
+
+
+def _by_fqdn_only(rule: Rule, peer: Subject) -> bool:
+    """Whether ``rule`` admits ``peer`` only through a toFQDNs name (then DNS answers decide)."""
+    if rule.all_peers:
+        return False
+    matching = [p for p in rule.peers if p.matches(peer)]
+    return bool(matching) and all(p.kind == "fqdn" for p in matching)
 
 
 def _selection_entry(ingress: list[Rule], egress: list[Rule]) -> tuple:

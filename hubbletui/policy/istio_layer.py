@@ -113,8 +113,14 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
     notes = [f"AuthorizationPolicy/{istio.policy_ref(obj)} is rejected by Istio ({why}): it is not applied"
              for obj, why in refused if istio.policy_applies(obj, root, dst.namespace, labels)]
     notes += list(decision.notes)
+    conditions = []
     if decision.conditional:
         notes.append("the verdict depends on the HTTP request (method, path, headers): see the notes above")
+        conditions.append({"kind": "istio-http", "text": "Istio's authorization depends on each HTTP request "
+                           "(method, path, headers)"})
+    if decision.action == "CUSTOM":
+        conditions.append({"kind": "istio-custom", "text": "an Istio CUSTOM policy applies: the external "
+                           "authorizer decides each request"})
     # Envoy's RBAC filter answers HTTP with 403 "RBAC: access denied"; on TCP it just closes the connection
     refusal = "RBAC: access denied" if is_http else "connection closed (TCP RBAC)"
     reason = decision.reason
@@ -125,7 +131,7 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
                        isolated_by=[f"AuthorizationPolicy/{r}" for r in decision.applicable_allow],
                        allowed_by=matched if decision.allowed else [],
                        denied_by=matched if not decision.allowed else [], nearest=nearest, notes=notes,
-                       detail=detail)
+                       detail=detail, conditions=conditions if decision.allowed else [])
 
 
 def port_protocol(engine: PolicyEngine, dst: Subject, port: int) -> tuple[bool, str]:
