@@ -114,3 +114,13 @@ def report_rejected(engine) -> None:
     for obj, why in engine.authorization_policies()[1]:
         click.echo(f"hubbletui: warning: AuthorizationPolicy/{printable(policy_ref(obj))}: rejected by Istio: "
                    f"{printable(why)}; not applied", err=True)
+
+
+def report_incomplete(reasons) -> bool:
+    """Say on stderr that answers depend on cluster state that is missing; True when there is something to say
+    (the command then exits with ExitCode.INCOMPLETE)."""
+    reasons = list(dict.fromkeys(reasons))
+    for why in reasons:
+        click.echo(f"hubbletui: incomplete cluster state: {printable(why)}: answers that depend on it may be wrong",
+                   err=True)
+    return bool(reasons)

@@ -27,6 +27,7 @@ from hubbletui.cluster.model import WORKLOAD_KINDS, Change, ClusterState, object
 from hubbletui.errors import HubbleTuiError
 from hubbletui.policy import istio_layer
 from hubbletui.policy.cilium import compile_cilium_policy
+from hubbletui.policy.completeness import relevant, unread_kinds
 from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
 from hubbletui.policy.istio_validate import validate_authorization_policy
 from hubbletui.policy.k8s import compile_network_policy
@@ -94,6 +95,8 @@ class PolicyEngine:
         self.changed_namespaces: set[str] = set()
         self._lock = threading.RLock()
         self._listeners: list = []
+        # kinds the state could not hold (see policy.completeness): every answer that depends on them says so
+        self.incomplete: dict[str, str] = unread_kinds(self.state)
         self._load(self.state)
         self._unsubscribe = self.state.subscribe(self.apply) if follow else None
 
@@ -304,6 +307,7 @@ class PolicyEngine:
         view.host_firewall_setting = self.host_firewall_setting
         view.host_network_pods = self.host_network_pods
         view.egress_named_ports = self.egress_named_ports
+        view.incomplete = self.incomplete
         view.nodes, view._node_ips = self.nodes, self._node_ips
         view._cluster_ports = self._cluster_ports
         view.base = self
@@ -624,10 +628,12 @@ class PolicyEngine:
         notes = [f"{s.id}: {n}" for s in _unique(src_s, dst_s) for n in s.notes]
         notes += [n for s in _unique(src_s, dst_s) for n in self.rejected_for(s)]
         notes += [n for s in (src_peer, dst_peer) for n in s.notes if s.kind == "node" and n not in notes]
+        incomplete = relevant(self.incomplete, istio is not None)
+        notes += [f"incomplete cluster state: {why}: this answer may be wrong" for why in incomplete]
         if src_s.id == dst_s.id and src_s.kind in ("pod", "workload"):
             notes.append("source and destination are the same endpoint: Cilium does not police a pod "
                          "talking to itself through its own address")
-        return TraceResult(src_s, dst_s, int(port), proto, layers, notes)
+        return TraceResult(src_s, dst_s, int(port), proto, layers, notes, incomplete)
 
     def _layer(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject, port: int,
                proto: str, want_nearest: bool = True) -> LayerResult:

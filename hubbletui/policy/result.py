@@ -54,6 +54,7 @@ class TraceResult:
     protocol: str
     layers: list[LayerResult]
     notes: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # cluster state the answer depends on and lacks
 
     @property
     def verdict(self) -> str:
@@ -110,13 +111,14 @@ class TraceResult:
                 "decided_by": deciding.layer if deciding else None,
                 "drop_reason": deciding.drop_reason or None if deciding else None,
                 "l7": self.l7, "explanation": self.explanation(),
-                "layers": [layer.to_dict() for layer in self.layers], "notes": self.notes}
+                "layers": [layer.to_dict() for layer in self.layers], "notes": self.notes,
+                "incomplete": self.incomplete}
 
 
 def summary_dict(result: TraceResult) -> dict:
     """The short form of a batch answer: the verdict, who decided, and per layer the rules that did."""
     deciding = result.deciding_layer
-    return {"verdict": result.answer, "conditions": result.conditions,
+    return {"verdict": result.answer, "conditions": result.conditions, "incomplete": result.incomplete,
             "decided_by": deciding.layer if deciding else None,
             "drop_reason": (deciding.drop_reason or None) if deciding else None, "l7": result.l7,
             "explanation": result.explanation(),
