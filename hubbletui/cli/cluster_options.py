@@ -8,6 +8,7 @@ from collections.abc import Callable
 import click
 
 from hubbletui.cluster.model import ClusterState
+from hubbletui.untrusted import printable
 
 
 def cluster_options(func: Callable) -> Callable:
@@ -32,6 +33,18 @@ def engine_options(func: Callable) -> Callable:
                         help="Cilium's cluster.name (identities carry io.cilium.k8s.policy.cluster=NAME).")(func)
     func = click.option("--istio-root-namespace", default="istio-system", show_default=True, metavar="NS",
                         help="Istio's root namespace (its AuthorizationPolicies apply mesh-wide).")(func)
+    func = click.option("--host-firewall/--no-host-firewall", default=None,
+                        help="Cilium's host firewall (enable-host-firewall); default: on when the cluster "
+                             "state holds a host policy (nodeSelector).")(func)
+    func = click.option("--host-network-pods", type=click.Choice(["host", "pod"]), default="host",
+                        show_default=True,
+                        help="host: a hostNetwork pod's traffic is the host's, as Cilium sees it; pod: judge it "
+                             "as a pod, as NetworkPolicy tools such as netpol-analyzer do.")(func)
+    func = click.option("--egress-named-ports", type=click.Choice(["cluster", "destination"]), default="cluster",
+                        show_default=True,
+                        help="cluster: an egress named port resolves through every pod's named ports, as Cilium "
+                             "does (a name with two numbers resolves to nothing); destination: on the "
+                             "destination pod, as NetworkPolicy tools do.")(func)
     func = click.option("--enforcement-mode", type=click.Choice(["default", "always", "never"]),
                         default="default", show_default=True,
                         help="Cilium's policy enforcement mode (`enable-policy`).")(func)
@@ -81,6 +94,33 @@ def build_engine(kwargs: dict, state: ClusterState, *, follow: bool = False):
     engine current as a live state changes."""
     from hubbletui.policy.engine import PolicyEngine
 
-    return PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
-                        istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
-                        cluster_name=kwargs.pop("cluster_name", "default"), follow=follow)
+    engine = PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
+                          istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
+                          cluster_name=kwargs.pop("cluster_name", "default"),
+                          host_firewall=kwargs.pop("host_firewall", None),
+                          host_network_pods=kwargs.pop("host_network_pods", "host"),
+                          egress_named_ports=kwargs.pop("egress_named_ports", "cluster"), follow=follow)
+    report_rejected(engine)
+    return engine
+
+
+def report_rejected(engine) -> None:
+    """Part of the load report: policies in the state that Cilium's agent (or Istio) would refuse."""
+    for policy in engine.rejected_policies():
+        click.echo(f"hubbletui: warning: {printable(policy.key.ref)}: rejected by Cilium: "
+                   f"{printable(policy.rejected)}; not enforced", err=True)
+    from hubbletui.policy.istio import policy_ref
+
+    for obj, why in engine.authorization_policies()[1]:
+        click.echo(f"hubbletui: warning: AuthorizationPolicy/{printable(policy_ref(obj))}: rejected by Istio: "
+                   f"{printable(why)}; not applied", err=True)
+
+
+def report_incomplete(reasons) -> bool:
+    """Say on stderr that answers depend on cluster state that is missing; True when there is something to say
+    (the command then exits with ExitCode.INCOMPLETE)."""
+    reasons = list(dict.fromkeys(reasons))
+    for why in reasons:
+        click.echo(f"hubbletui: incomplete cluster state: {printable(why)}: answers that depend on it may be wrong",
+                   err=True)
+    return bool(reasons)

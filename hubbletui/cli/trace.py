@@ -9,8 +9,9 @@ from typing import TextIO
 import click
 import orjson
 
-from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
-from hubbletui.errors import HubbleTuiError
+from hubbletui.cli.cluster_options import (build_engine, cluster_options, engine_options, load_cluster,
+                                           report_incomplete)
+from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.policy.ports import normalise_protocol
 from hubbletui.policy.result import summary_dict
 from hubbletui.render.trace_lines import render_trace
@@ -68,12 +69,13 @@ def trace(**kwargs) -> int:
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
         click.echo(render_trace(result))
-    return 0
+    return ExitCode.INCOMPLETE if report_incomplete(result.incomplete) else ExitCode.OK
 
 
 def _run_batch(engine, path: str, output: str, detail: bool) -> int:
     out = sys.stdout.buffer
     failures = 0
+    incomplete: list[str] = []
     stream = _open(path)
     try:
         for number, query, error in _queries(stream, path):
@@ -89,7 +91,8 @@ def _run_batch(engine, path: str, output: str, detail: bool) -> int:
                 line = f"line {number}: error: {error}"
             else:
                 record = {"query": query, **(result.to_dict() if detail else summary_dict(result))}
-                line = f"{result.src.id} -> {result.dst.id} {result.port_label}: {result.verdict}"
+                incomplete += [why for why in result.incomplete if why not in incomplete]
+                line = f"{result.src.id} -> {result.dst.id} {result.port_label}: {result.answer}"
             if output == "json":
                 out.write(orjson.dumps(record) + b"\n")
             else:
@@ -99,7 +102,7 @@ def _run_batch(engine, path: str, output: str, detail: bool) -> int:
             stream.close()
     if failures:
         click.echo(f"hubbletui: {failures} queries could not be answered (\"verdict\": \"error\")", err=True)
-    return 0
+    return ExitCode.INCOMPLETE if report_incomplete(incomplete) else ExitCode.OK
 
 
 def _open(path: str) -> TextIO:

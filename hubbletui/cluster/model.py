@@ -18,6 +18,8 @@ KINDS: dict[str, tuple[str, bool]] = {
     "Pod": ("", True),
     "ServiceAccount": ("", True),
     "Service": ("", True),
+    "EndpointSlice": ("discovery.k8s.io", True),
+    "Node": ("", False),
     "Deployment": ("apps", True),
     "StatefulSet": ("apps", True),
     "DaemonSet": ("apps", True),
@@ -28,6 +30,7 @@ KINDS: dict[str, tuple[str, bool]] = {
     "NetworkPolicy": ("networking.k8s.io", True),
     "CiliumNetworkPolicy": ("cilium.io", True),
     "CiliumClusterwideNetworkPolicy": ("cilium.io", False),
+    "CiliumCIDRGroup": ("cilium.io", False),
     "AuthorizationPolicy": ("security.istio.io", True),
     "PeerAuthentication": ("security.istio.io", True),
 }

@@ -3,7 +3,13 @@
 Namespace scoping follows pkg/k8s/apis/cilium.io/utils/utils.go: a CNP's endpointSelector is pinned to its
 namespace; its peer selectors are pinned too unless they name the namespace or use namespace labels; a CCNP's
 peer selectors require *some* namespace (so `{}` is every pod, never world); selectors with `reserved:` keys are
-left alone.
+left alone. Peer selectors are then limited to the local cluster (`addClusterFilterByDefault`, on by default in
+v1.19 through `--policy-default-local-cluster`) unless they name the cluster label.
+
+A policy that Cilium's validator refuses (`cilium_validate`) compiles to no rules at all and says why: the agent
+does not import it, so it selects nothing. `toServices` resolves through Services (a selector-less Service
+through its EndpointSlices, as CIDRs: pkg/policy/k8s/service.go), `cidrGroupRef`/`cidrGroupSelector` through
+CiliumCIDRGroup objects.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from hubbletui.policy.labels import NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
+from hubbletui.policy.cilium_validate import validate_policy
+from hubbletui.policy.labels import DEFAULT_CLUSTER, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
 from hubbletui.policy.ports import IcmpClause, PortClause
 from hubbletui.policy.rules import (
     ALLOW,
@@ -34,6 +41,8 @@ from hubbletui.policy.selectors import (
 
 CLUSTER_LABEL_KEY = "k8s:io.cilium.k8s.policy.cluster"
 _NS_PIN_KEYS = ("k8s:" + NAMESPACE_LABEL, "any:" + NAMESPACE_LABEL)
+_CLUSTER_KEYS = (CLUSTER_LABEL_KEY, "any:" + CLUSTER_LABEL_KEY[4:])
+CIDR_GROUP_LABEL = "io.cilium.policy.cidrgroupname"  # the label a CIDR group's name is selectable by
 _NS_LABEL_PREFIXES = ("k8s:" + NAMESPACE_LABELS_PREFIX.rstrip("."), "any:" + NAMESPACE_LABELS_PREFIX.rstrip("."))
 
 # entity -> reserved labels whose identities it stands for (pkg/policy/api/entity.go)
@@ -42,8 +51,9 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "world": ("world", "world-ipv4", "world-ipv6"),
     "host": ("host",), "remote-node": ("remote-node",), "kube-apiserver": ("kube-apiserver",),
     "ingress": ("ingress",), "init": ("init",), "health": ("health",), "unmanaged": ("unmanaged",),
-    "none": (), "cluster": _CLUSTER_RESERVED, "cluster-mesh": _CLUSTER_RESERVED, "all": (),
+    "none": (), "cluster": _CLUSTER_RESERVED, "all": (),
 }
+REJECTED = "rejected by Cilium"
 
 # ICMP type names Cilium accepts in `icmps[].fields[].type` (pkg/policy/api/icmp.go), per family
 _ICMP_TYPES = {
@@ -69,26 +79,28 @@ def entity_selectors(entity: str) -> tuple[Selector, ...] | None:
     if names is None:
         return None
     selectors = [match_labels_selector({n: ""}, source="reserved") for n in names]
-    if entity in ("cluster", "cluster-mesh"):
+    if entity == "cluster":
         # every pod of the (local) cluster carries the cluster label
         selectors.append(Selector((Requirement("k8s", CLUSTER_LABEL_KEY[4:], "Exists"),)))
     return tuple(selectors)
 
 
-def compile_cilium_policy(obj: dict, services: list[dict]) -> CompiledPolicy:
+def compile_cilium_policy(obj: dict, services: list[dict], *, cluster: str = DEFAULT_CLUSTER,
+                          endpoint_slices: list[dict] = (), cidr_groups: list[dict] = ()) -> CompiledPolicy:
     kind = obj.get("kind", "")
     meta = obj.get("metadata") or {}
     clusterwide = kind == "CiliumClusterwideNetworkPolicy"
     namespace = "" if clusterwide else (meta.get("namespace") or "default")
     key = PolicyKey(kind, namespace, meta.get("name") or "")
-    compiler = _Compiler(key, namespace, services)
+    compiler = _Compiler(key, namespace, services, cluster, endpoint_slices, cidr_groups)
     specs: list[tuple[str, object]] = []
     if obj.get("spec") is not None:
         specs.append(("spec", obj["spec"]))
-    for i, spec in enumerate(obj.get("specs") or []):
+    for i, spec in enumerate(obj.get("specs") or [] if isinstance(obj.get("specs"), list) else []):
         specs.append((f"specs[{i}]", spec))
-    if not specs:
-        compiler.notes.append("no spec or specs: the policy does nothing")
+    problem = validate_policy(obj)
+    if problem:
+        return _rejected(key, namespace, specs, problem, obj)
     for path, spec in specs:
         try:
             compiler.spec(path, spec)
@@ -97,21 +109,42 @@ def compile_cilium_policy(obj: dict, services: list[dict]) -> CompiledPolicy:
     return CompiledPolicy(key, tuple(compiler.rules), tuple(compiler.notes), compiler.uses_services, obj)
 
 
+def _rejected(key: PolicyKey, namespace: str, specs: list[tuple[str, object]], problem: str,
+              obj: dict) -> CompiledPolicy:
+    """No rules: the agent refuses the whole object. The endpoints it was written for are kept (as far as its
+    selectors parse) so that a trace of one of them can say that a policy meant for it is not in force."""
+    meant_for: list[Selector] = []
+    for _, spec in specs:
+        if not isinstance(spec, Mapping) or spec.get("endpointSelector") is None:
+            continue
+        try:
+            subject = parse_label_selector(spec.get("endpointSelector") or {})
+        except SelectorError:
+            continue
+        if namespace:
+            subject = subject.with_requirement(Requirement("k8s", NAMESPACE_LABEL, "In", (namespace,)),
+                                               replace_key=True)
+        meant_for.append(subject)
+    return CompiledPolicy(key, (), (f"{REJECTED}: {problem}; the policy is not enforced",), False, obj,
+                          rejected=problem, meant_for=tuple(meant_for))
+
+
 class _Compiler:
-    def __init__(self, key: PolicyKey, namespace: str, services: list[dict]):
+    def __init__(self, key: PolicyKey, namespace: str, services: list[dict], cluster: str = DEFAULT_CLUSTER,
+                 endpoint_slices: list[dict] = (), cidr_groups: list[dict] = ()):
         self.key, self.namespace, self.services = key, namespace, services
+        self.cluster = cluster
+        self.endpoint_slices, self.cidr_groups = endpoint_slices, cidr_groups
         self.rules: list[Rule] = []
         self.notes: list[str] = []
-        self.uses_services = False
+        self.uses_services = False  # depends on Services, EndpointSlices or CIDR groups: recompile on change
 
     def spec(self, path: str, spec: object) -> None:
         if not isinstance(spec, Mapping):
             raise ValueError("a rule must be an object")
-        if spec.get("nodeSelector") is not None:
-            self.notes.append(f"{path}: a host policy (nodeSelector); host firewall rules are not evaluated")
-            return
-        subject = parse_label_selector(spec.get("endpointSelector") or {})
-        if self.namespace:
+        host = spec.get("nodeSelector") is not None
+        subject = parse_label_selector(spec.get("nodeSelector" if host else "endpointSelector") or {})
+        if self.namespace and not host:
             user_ns = subject.match_value("k8s:" + NAMESPACE_LABEL)
             if user_ns is not None and user_ns != self.namespace:
                 self.notes.append(f"{path}.endpointSelector names namespace {user_ns}; Cilium pins a "
@@ -130,15 +163,21 @@ class _Compiler:
             isolates = True if isolates is None else bool(isolates)
             for i, entry in enumerate(entries):
                 rule_path = f"{path}.{field_name}[{i}]"
-                self.rules.append(self.rule(rule_path, entry or {}, direction, action, prefix, subject,
-                                            isolates, matches_init))
+                rule = self.rule(rule_path, entry or {}, direction, action, prefix, subject, isolates, matches_init)
+                # a host policy selects host endpoints only, an endpoint policy never does (repository.go
+                # matchesSubject: the rule's selector type must be the identity's)
+                rule.host = host
+                self.rules.append(rule)
 
     def rule(self, path: str, entry: Mapping, direction: str, action: str, prefix: str, subject: Selector,
              isolates: bool, matches_init: bool) -> Rule:
         notes: list[str] = []
         peers: list[Peer] = []
         explicit_nothing = False
-        for i, sel in enumerate(entry.get(f"{prefix}Endpoints") or []):
+        endpoints = entry.get(f"{prefix}Endpoints")
+        # present and empty selects nothing; only an absent field leaves the L3 part open (ingress.go field docs)
+        explicit_nothing |= endpoints is not None and len(endpoints) == 0
+        for i, sel in enumerate(endpoints or []):
             peers.append(Peer("endpoints", f"{prefix}Endpoints[{i}]",
                               (self.peer_selector(sel, matches_init),)))
         entities = entry.get(f"{prefix}Entities")
@@ -160,13 +199,13 @@ class _Compiler:
             if cidr_set.get("cidr"):
                 peers.append(self.cidr_peer(field_path, cidr_set["cidr"], cidr_set.get("except") or [], notes))
             else:
-                note = f"{field_path}: CIDR groups (cidrGroupRef/cidrGroupSelector) are not evaluated"
-                notes.append(note)
-                peers.append(Peer("unsupported", field_path, note=note))
+                peers.extend(self.cidr_group_peers(field_path, cidr_set, notes))
         if prefix == "to":
-            for i, svc in enumerate(entry.get("toServices") or []):
+            services = entry.get("toServices")
+            explicit_nothing |= services is not None and len(services) == 0
+            for i, svc in enumerate(services or []):
                 self.uses_services = True
-                peers.append(self.service_peer(f"toServices[{i}]", svc, notes))
+                peers.extend(self.service_peers(f"toServices[{i}]", svc, notes))
             for i, fqdn in enumerate(entry.get("toFQDNs") or []):
                 mode = "matchName" if fqdn.get("matchName") else "matchPattern"
                 peers.append(Peer("fqdn", f"toFQDNs[{i}]", fqdn=(mode, str(fqdn.get(mode) or ""))))
@@ -188,16 +227,47 @@ class _Compiler:
     def peer_selector(self, spec: object, matches_init: bool) -> Selector:
         sel = parse_label_selector(spec or {})
         if sel.has_source("reserved"):
+            return sel  # getEndpointSelector returns these untouched: no namespace, no cluster filter
+        if not (sel.has_key(_NS_PIN_KEYS[0]) or sel.has_key(_NS_PIN_KEYS[1])):
+            if not self.namespace:
+                if not matches_init:
+                    sel = sel.with_requirement(Requirement("k8s", NAMESPACE_LABEL, "Exists"))
+            elif not any(sel.has_key_prefix(p) for p in _NS_LABEL_PREFIXES):
+                sel = sel.with_requirement(Requirement("k8s", NAMESPACE_LABEL, "In", (self.namespace,)))
+        return self.local_cluster(sel)
+
+    def local_cluster(self, sel: Selector) -> Selector:
+        """addClusterFilterByDefault: endpoints of the local cluster only, unless the selector names a cluster."""
+        if not self.cluster or any(sel.has_key(k) for k in _CLUSTER_KEYS):
             return sel
-        if sel.has_key(_NS_PIN_KEYS[0]) or sel.has_key(_NS_PIN_KEYS[1]):
-            return sel
-        if not self.namespace:
-            if matches_init:
-                return sel
-            return sel.with_requirement(Requirement("k8s", NAMESPACE_LABEL, "Exists"))
-        if any(sel.has_key_prefix(p) for p in _NS_LABEL_PREFIXES):
-            return sel
-        return sel.with_requirement(Requirement("k8s", NAMESPACE_LABEL, "In", (self.namespace,)))
+        return sel.with_requirement(Requirement("k8s", CLUSTER_LABEL_KEY[4:], "In", (self.cluster,)))
+
+    def cidr_group_peers(self, path: str, cidr_set: Mapping, notes: list[str]) -> list[Peer]:
+        """A CiliumCIDRGroup by name (cidrGroupRef) or by its labels (cidrGroupSelector): its externalCIDRs, each
+        with the rule's `except` holes (pkg/policy/k8s/cilium_cidr_group.go)."""
+        self.uses_services = True
+        if cidr_set.get("cidrGroupRef"):
+            wanted = str(cidr_set["cidrGroupRef"])
+            groups = [g for g in self.cidr_groups if _meta(g, "name") == wanted]
+            what = f"CiliumCIDRGroup {wanted}"
+        else:
+            sel = parse_label_selector(cidr_set.get("cidrGroupSelector") or {}, default_source="k8s")
+            groups = [g for g in self.cidr_groups
+                      if sel.matches(LabelSet({**{f"k8s:{k}": str(v) for k, v in
+                                                  ((g.get("metadata") or {}).get("labels") or {}).items()},
+                                               f"k8s:{CIDR_GROUP_LABEL}": _meta(g, "name")}))]
+            what = f"CiliumCIDRGroups matching {sel.to_text()}"
+        if not groups:
+            note = f"{path}: {what} not found in the cluster state: it admits no address"
+            notes.append(note)
+            return [Peer("cidr-group", path, note=note)]
+        peers = []
+        for group in groups:
+            for j, cidr in enumerate((group.get("spec") or {}).get("externalCIDRs") or []):
+                peer = self.cidr_peer(f"{path} ({_meta(group, 'name')}[{j}])", cidr, cidr_set.get("except") or [],
+                                      notes)
+                peers.append(peer)
+        return peers
 
     def cidr_peer(self, path: str, cidr: object, excepts: list, notes: list[str]) -> Peer:
         try:
@@ -209,34 +279,43 @@ class _Compiler:
             return Peer("unsupported", path, note=note)
         return Peer("cidr", path, cidr=net, excepts=holes)
 
-    def service_peer(self, path: str, svc: Mapping, notes: list[str]) -> Peer:
-        selectors: list[Selector] = []
+    def service_peers(self, path: str, svc: Mapping, notes: list[str]) -> list[Peer]:
+        """pkg/policy/k8s/service.go: a reference or selector without a namespace matches Services of every
+        namespace; a Service with a selector becomes a generated toEndpoints (its selector in its namespace), one
+        without (IsExternal) becomes generated toCIDRSet entries: the addresses of its EndpointSlices."""
         if svc.get("k8sService"):
-            ref = svc["k8sService"]
-            ns = ref.get("namespace") or self.namespace or "default"
-            name = ref.get("serviceName")
-            matched = [s for s in self.services if _meta(s, "namespace") == ns and _meta(s, "name") == name]
-            what = f"Service {ns}/{name}"
+            ref = svc["k8sService"] or {}
+            ns, name = ref.get("namespace") or "", ref.get("serviceName") or ""
+            matched = [s for s in self.services if (not ns or _meta(s, "namespace") == ns) and _meta(s, "name") == name]
+            what = f"Service {ns or '<any namespace>'}/{name}"
         else:
             ref = svc.get("k8sServiceSelector") or {}
-            ns = ref.get("namespace") or self.namespace
+            ns = ref.get("namespace") or ""
             svc_sel = parse_label_selector((ref.get("selector") or {}), default_source="k8s")
             matched = [s for s in self.services if (not ns or _meta(s, "namespace") == ns)
                        and svc_sel.matches(LabelSet({f"k8s:{k}": str(v) for k, v in
                                                      ((s.get("metadata") or {}).get("labels") or {}).items()}))]
-            what = f"Services matching {svc_sel.to_text()}" + (f" in {ns}" if ns else "")
+            what = f"Services matching {svc_sel.to_text()}" + (f" in {ns}" if ns else " in any namespace")
         if not matched:
             notes.append(f"{path}: {what} not found in the cluster state")
+        selectors: list[Selector] = []
+        cidrs: list[Peer] = []
         for s in matched:
             selector = (s.get("spec") or {}).get("selector")
             if selector:
-                sel = match_labels_selector({str(k): str(v) for k, v in selector.items()})
-                selectors.append(sel.with_requirement(
-                    Requirement("k8s", NAMESPACE_LABEL, "In", (_meta(s, "namespace"),))))
-            else:
-                notes.append(f"{path}: Service {_meta(s, 'namespace')}/{_meta(s, 'name')} has no selector; "
-                             "its EndpointSlice addresses are CIDRs, which never match pods")
-        return Peer("services", path, tuple(selectors))
+                sel = parse_label_selector({"matchLabels": {str(k): str(v) for k, v in selector.items()}})
+                selectors.append(self.local_cluster(sel.with_requirement(
+                    Requirement("k8s", NAMESPACE_LABEL, "In", (_meta(s, "namespace"),)))))
+                continue
+            addresses = _slice_addresses(self.endpoint_slices, _meta(s, "namespace"), _meta(s, "name"))
+            if not addresses:
+                notes.append(f"{path}: Service {_meta(s, 'namespace')}/{_meta(s, 'name')} has no selector and no "
+                             "EndpointSlice addresses in the cluster state: it admits nothing")
+            for address in addresses:
+                cidrs.append(self.cidr_peer(f"{path} ({_meta(s, 'namespace')}/{_meta(s, 'name')} endpoint)",
+                                            address, [], notes))
+        out = [Peer("services", path, tuple(selectors))] if selectors or not cidrs else []
+        return out + cidrs
 
     def port_blocks(self, to_ports: list, action: str) -> tuple[list[PortBlock], list[str]]:
         blocks, notes = [], []
@@ -246,9 +325,6 @@ class _Compiler:
             for port in tp.get("ports") or [{}]:
                 clauses.append(_port_clause(port or {}))
             l7 = _l7_descriptions(tp)
-            if l7 and action == DENY:
-                notes.append(f"toPorts[{i}]: L7 rules are not allowed in deny rules; Cilium rejects them")
-                l7 = ()
             blocks.append(PortBlock(tuple(clauses), tuple(l7)))
         return blocks, notes
 
@@ -273,6 +349,24 @@ class _Compiler:
 
 def _meta(obj: dict, field: str) -> str:
     return (obj.get("metadata") or {}).get(field) or ("default" if field == "namespace" else "")
+
+
+def _slice_addresses(slices: list[dict], namespace: str, service: str) -> list[str]:
+    """Ready endpoint addresses of the EndpointSlices labelled for a Service (kubernetes.io/service-name)."""
+    out: list[str] = []
+    for sl in slices:
+        meta = sl.get("metadata") or {}
+        if (meta.get("namespace") or "default") != namespace or \
+                (meta.get("labels") or {}).get("kubernetes.io/service-name") != service:
+            continue
+        for endpoint in sl.get("endpoints") or []:
+            ready = ((endpoint or {}).get("conditions") or {}).get("ready")
+            if ready is False:
+                continue  # a not-ready endpoint is not in the Service's backend set
+            for address in (endpoint or {}).get("addresses") or []:
+                if address not in out:
+                    out.append(str(address))
+    return out
 
 
 def _port_clause(port: Mapping) -> PortClause:

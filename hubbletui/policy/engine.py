@@ -27,7 +27,9 @@ from hubbletui.cluster.model import WORKLOAD_KINDS, Change, ClusterState, object
 from hubbletui.errors import HubbleTuiError
 from hubbletui.policy import istio_layer
 from hubbletui.policy.cilium import compile_cilium_policy
+from hubbletui.policy.completeness import relevant, unread_kinds
 from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
+from hubbletui.policy.istio_validate import validate_authorization_policy
 from hubbletui.policy.k8s import compile_network_policy
 from hubbletui.policy.memo import Memo, change_key, subject_key
 from hubbletui.policy.labels import (
@@ -54,10 +56,12 @@ from hubbletui.policy.subjects import (
     Subject,
     entity_subject,
     ip_subject,
+    node_subject,
 )
 
 CILIUM_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 ISTIO_KINDS = ("AuthorizationPolicy", "PeerAuthentication")
+RESOLVER_KINDS = ("EndpointSlice", "CiliumCIDRGroup")
 ENFORCEMENT_MODES = ("default", "always", "never")
 NEAREST_LIMIT = 5
 # peers a blast radius always considers besides the cluster's own workloads
@@ -71,27 +75,44 @@ class PolicyEngine:
 
     def __init__(self, state: ClusterState | None = None, *, cluster_name: str = DEFAULT_CLUSTER,
                  enforcement_mode: str = "default", istio_root_namespace: str = "istio-system",
-                 follow: bool = False):
+                 host_firewall: bool | None = None, host_network_pods: str = "host",
+                 egress_named_ports: str = "cluster", follow: bool = False):
         if enforcement_mode not in ENFORCEMENT_MODES:
             raise HubbleTuiError(f"unknown policy enforcement mode {enforcement_mode!r}")
         self.state = state if state is not None else ClusterState()
         self.cluster_name = cluster_name
         self.enforcement_mode = enforcement_mode
         self.istio_root_namespace = istio_root_namespace
+        # Cilium's --enable-host-firewall: None = on when the state holds a host policy (why else write one)
+        self.host_firewall_setting = host_firewall
+        if host_network_pods not in ("host", "pod"):
+            raise HubbleTuiError(f"unknown hostNetwork pod model {host_network_pods!r} (host or pod)")
+        self.host_network_pods = host_network_pods
+        if egress_named_ports not in ("cluster", "destination"):
+            raise HubbleTuiError(f"unknown egress named-port model {egress_named_ports!r} (cluster or destination)")
+        self.egress_named_ports = egress_named_ports
         self.base: PolicyEngine | None = None  # set on what-if views
         self.changed_policies: set[PolicyKey] = set()
         self.changed_namespaces: set[str] = set()
         self._lock = threading.RLock()
         self._listeners: list = []
         self.memo = Memo()
+        # kinds the state could not hold (see policy.completeness): every answer that depends on them says so
+        self.incomplete: dict[str, str] = unread_kinds(self.state)
         self._load(self.state)
         self._unsubscribe = self.state.subscribe(self.apply) if follow else None
 
     # building ----------------------------------------------------------------------------------
     def _load(self, state: ClusterState) -> None:
         self.inventory = Inventory.from_objects(((k, o) for k in SUBJECT_KINDS for o in state.list(k)),
-                                                self.cluster_name)
+                                                self.cluster_name, self.host_network_pods == "pod")
         self.services: dict[tuple[str, str], dict] = {object_key(o): o for o in state.list("Service")}
+        # what toServices and CIDR-group peers resolve through (kept per kind; policies recompile on change)
+        self.resolvers: dict[str, dict[tuple[str, str], dict]] = {
+            kind: {object_key(o): o for o in state.list(kind)} for kind in RESOLVER_KINDS}
+        self.nodes: dict[str, dict] = {object_key(o)[1]: o for o in state.list("Node")}
+        self._node_ips: dict[str, str] | None = None
+        self._cluster_ports: dict | None = None  # egress named ports, cluster-wide (named_ports_for)
         self.istio_objects: dict[str, dict[tuple[str, str], dict]] = {
             kind: {object_key(o): o for o in state.list(kind)} for kind in ISTIO_KINDS}
         self.policies: dict[PolicyKey, CompiledPolicy] = {}
@@ -106,16 +127,47 @@ class PolicyEngine:
         self._connections: dict = {}  # (src, dst identity, dst named ports) -> PortSet
         self._endpoint_index: LabelIndex | None = None
         self._peer_index: tuple[dict[str, list[Rule]], list[Rule]] | None = None
-        services = list(self.services.values())
+        self._rejected: list[CompiledPolicy] | None = None
+        self._authz_split: tuple | None = None
         for kind in CILIUM_KINDS:
             for obj in state.list(kind):
-                self._set_policy(self._compile(obj, services))
+                self._set_policy(self._compile(obj))
 
-    @staticmethod
-    def _compile(obj: dict, services: list[dict]) -> CompiledPolicy:
+    def _compile(self, obj: dict) -> CompiledPolicy:
         if obj.get("kind") == "NetworkPolicy":
             return compile_network_policy(obj)
-        return compile_cilium_policy(obj, services)
+        return compile_cilium_policy(obj, list(self.services.values()), cluster=self.cluster_name,
+                                     endpoint_slices=list(self.resolvers["EndpointSlice"].values()),
+                                     cidr_groups=list(self.resolvers["CiliumCIDRGroup"].values()))
+
+    def rejected_policies(self) -> list[CompiledPolicy]:
+        """Policies Cilium's agent refuses to import (so they are not enforced), by kind and name."""
+        if self._rejected is None:
+            self._rejected = [p for k, p in sorted(self.policies.items(), key=lambda kv: _policy_order(kv[0]))
+                              if p.rejected]
+        return self._rejected
+
+    def authorization_policies(self) -> tuple[list[dict], list[tuple[dict, str]]]:
+        """(AuthorizationPolicies Istio applies, [(one it refuses, why)]): istiod ignores an invalid one."""
+        current = self.istio_objects["AuthorizationPolicy"]
+        cached = self._authz_split
+        if cached is None or cached[0] is not current:
+            valid, refused = [], []
+            for obj in self.policy_objects("AuthorizationPolicy"):
+                problem = validate_authorization_policy(obj)
+                if problem:
+                    refused.append((obj, problem))
+                else:
+                    valid.append(obj)
+            cached = self._authz_split = (current, valid, refused)
+        return cached[1], cached[2]
+
+    def rejected_for(self, subject: Subject) -> list[str]:
+        """One line per rejected policy written for ``subject``: it would select it, but is not in force."""
+        if not subject.is_endpoint:
+            return []
+        return [f"{p.key.ref} would apply to {subject.id} but is rejected by Cilium ({p.rejected}): it is not "
+                "enforced" for p in self.rejected_policies() if any(s.matches(subject.labels) for s in p.meant_for)]
 
     def _set_policy(self, compiled: CompiledPolicy) -> None:
         self._drop_policy(compiled.key, reselect=False)
@@ -144,6 +196,7 @@ class PolicyEngine:
         """One policy changed: selections cached here are stale. A what-if view keeps its parent's selections
         and patches each when first asked (it adds a policy, then asks about hundreds of identities)."""
         self._peer_index = None
+        self._rejected = None
         self._selection = {}
         if self._selection_parent is not None:
             self._patch_keys.add(key)
@@ -174,18 +227,25 @@ class PolicyEngine:
         self._resolved, self._connections = {}, {}
         kind = obj.get("kind", "")
         if kind in CILIUM_KINDS:
-            compiled = self._compile(obj, list(self.services.values()))
+            compiled = self._compile(obj)
             self._set_policy(compiled)
             return {compiled.key}, set()
         if kind == "Service":
             self.services[object_key(obj)] = obj
             return self._recompile_service_users(), set()
+        if kind in RESOLVER_KINDS:
+            self.resolvers[kind] = {**self.resolvers[kind], object_key(obj): obj}
+            return self._recompile_service_users(), set()
+        if kind == "Node":
+            self.nodes = {**self.nodes, object_key(obj)[1]: obj}
+            self._node_ips = None
+            return set(), set()
         if kind in ISTIO_KINDS:
             self.istio_objects[kind] = {**self.istio_objects[kind], object_key(obj): obj}
             return set(), set()
         if kind in SUBJECT_KINDS:
             # selection is cached per identity: changed labels simply miss the cache
-            self._endpoints = self._endpoint_index = None
+            self._endpoints = self._endpoint_index = self._cluster_ports = None
             return set(), {self.inventory.upsert(kind, obj, rollout)}
         raise HubbleTuiError(f"cannot model a {kind or 'kindless object'}")
 
@@ -198,19 +258,25 @@ class PolicyEngine:
         if kind == "Service":
             self.services.pop((namespace, name), None)
             return self._recompile_service_users(), set()
+        if kind in RESOLVER_KINDS:
+            self.resolvers[kind] = {k: v for k, v in self.resolvers[kind].items() if k != (namespace, name)}
+            return self._recompile_service_users(), set()
+        if kind == "Node":
+            self.nodes = {k: v for k, v in self.nodes.items() if k != name}
+            self._node_ips = None
+            return set(), set()
         if kind in ISTIO_KINDS:
             self.istio_objects[kind] = {k: v for k, v in self.istio_objects[kind].items() if k != (namespace, name)}
             return set(), set()
         if kind in SUBJECT_KINDS:
-            self._endpoints = self._endpoint_index = None
+            self._endpoints = self._endpoint_index = self._cluster_ports = None
             return set(), {self.inventory.delete(kind, namespace, name)}
         return set(), set()
 
     def _recompile_service_users(self) -> set[PolicyKey]:
         users = [p for p in self.policies.values() if p.uses_services and p.obj is not None]
-        services = list(self.services.values())
         for policy in users:
-            self._set_policy(self._compile(policy.obj, services))
+            self._set_policy(self._compile(policy.obj))
         return {p.key for p in users}
 
     def what_if(self, upserts: Iterable[dict] = (), deletes: Iterable[dict | tuple[str, str, str]] = ()
@@ -248,6 +314,12 @@ class PolicyEngine:
         view.cluster_name = self.cluster_name
         view.enforcement_mode = self.enforcement_mode
         view.istio_root_namespace = self.istio_root_namespace
+        view.host_firewall_setting = self.host_firewall_setting
+        view.host_network_pods = self.host_network_pods
+        view.egress_named_ports = self.egress_named_ports
+        view.incomplete = self.incomplete
+        view.nodes, view._node_ips = self.nodes, self._node_ips
+        view._cluster_ports = self._cluster_ports
         view.base = self
         view.changed_policies, view.changed_namespaces = set(), set()
         view._lock = threading.RLock()
@@ -256,6 +328,7 @@ class PolicyEngine:
         view._unsubscribe = None
         view.inventory = self.inventory.copy()
         view.services = dict(self.services)
+        view.resolvers = dict(self.resolvers)
         view.istio_objects = dict(self.istio_objects)
         view.policies = dict(self.policies)
         view._rules_by_ns = dict(self._rules_by_ns)
@@ -268,6 +341,8 @@ class PolicyEngine:
         view._connections = {}
         view._endpoint_index = self._endpoint_index
         view._peer_index = self._peer_index
+        view._rejected = self._rejected
+        view._authz_split = self._authz_split
         return view
 
     # resolving names ---------------------------------------------------------------------------
@@ -293,10 +368,20 @@ class PolicyEngine:
         except ValueError:
             pass
         else:
+            pods = [p for p in self.inventory.by_ip(text) if not p.host_network]
+            if pods:
+                return sorted(pods, key=lambda s: s.id)[0]
+            node = self.node_by_ip(text)
+            if node:
+                return self._node(node, ip=text)
             pods = self.inventory.by_ip(text)
             if pods:
-                return sorted(pods, key=lambda s: (s.host_network, s.id))[0]
+                return sorted(pods, key=lambda s: s.id)[0]
             return ip_subject(text)
+        if text.startswith("node/") and text[5:]:
+            if text[5:] not in self.nodes:
+                raise HubbleTuiError(f"no Node named {text[5:]!r} in the cluster state")
+            return self._node(text[5:])
         parts = text.split("/")
         if len(parts) == 2 and all(parts):
             ns, name = parts
@@ -378,6 +463,79 @@ class PolicyEngine:
             return ip_subject(endpoint.ip, names)
         return Subject(id=endpoint.ref or "unknown", kind="entity", labels=entity_subject("world").labels,
                        notes=("Hubble named no identity for this endpoint; evaluated as world",))
+
+    # hosts and nodes ----------------------------------------------------------------------------
+    @property
+    def host_firewall(self) -> bool:
+        if self.host_firewall_setting is not None:
+            return self.host_firewall_setting
+        return any(r.host for p in self.policies.values() for r in p.rules)
+
+    def node_by_ip(self, ip: str) -> str:
+        """The Node whose status.addresses hold ``ip`` (InternalIP or ExternalIP), "" when none."""
+        if self._node_ips is None:
+            index = {}
+            for name, node in self.nodes.items():
+                for address in ((node.get("status") or {}).get("addresses") or []):
+                    if (address or {}).get("type") in ("InternalIP", "ExternalIP") and address.get("address"):
+                        try:
+                            index[str(ipaddress.ip_address(address["address"]))] = name
+                        except ValueError:
+                            continue
+            self._node_ips = index
+        try:
+            return self._node_ips.get(str(ipaddress.ip_address(ip)), "")
+        except ValueError:
+            return ""
+
+    def _node(self, name: str, ip: str = "") -> Subject:
+        node = self.nodes.get(name) or {}
+        if not ip:
+            for address in ((node.get("status") or {}).get("addresses") or []):
+                if (address or {}).get("type") == "InternalIP":
+                    ip = str(address.get("address") or "")
+                    break
+        return node_subject(name, ip, (node.get("metadata") or {}).get("labels") or {})
+
+    def host_view(self, subject: Subject) -> Subject:
+        """Where ``subject``'s own policy is enforced. A node or hostNetwork pod is the host endpoint of its node:
+        only host policies (nodeSelector) select it, and only with the host firewall on."""
+        if not subject.host_network:
+            return subject
+        node = self.nodes.get(subject.node) or {}
+        host = node_subject(subject.node, subject.ip, (node.get("metadata") or {}).get("labels") or {}, "host")
+        host = replace(host, id=subject.id, named_ports=subject.named_ports)
+        host.is_endpoint = self.host_firewall
+        return host
+
+    def peer_view(self, subject: Subject, other: Subject) -> Subject:
+        """``subject`` as ``other`` sees it: a node or hostNetwork pod is `host` to the pods of its own node and
+        `remote-node` to everything else (pkg/identity reserved identities 1 and 6)."""
+        if not subject.host_network:
+            return subject
+        same = bool(subject.node) and subject.node == other.node
+        if same:
+            return replace(self.host_view(subject), id=subject.id)
+        note = () if subject.node and other.node else (
+            f"{subject.id} carries the host identity: taken as remote-node, since the cluster state does not say "
+            "whether both sides run on the same node",)
+        return replace(node_subject(subject.node, subject.ip), id=subject.id, notes=note)
+
+    def named_ports_for(self, direction: str, dst: Subject):
+        """Ingress resolves a named port on the destination pod itself; egress through the cluster-wide map of
+        every pod's named ports, where a name with two port numbers (for one protocol) resolves to nothing
+        (pkg/policy/types NamedPortMultiMap.GetNamedPort: ErrDuplicateNamedPorts)."""
+        if direction == INGRESS or self.egress_named_ports == "destination":
+            return dst.named_ports
+        if self._cluster_ports is None:
+            seen: dict[str, dict[str, set[int]]] = {}
+            for subject in self.inventory.subjects():
+                for name, ports in subject.named_ports.items():
+                    for number, proto in ports:
+                        seen.setdefault(name, {}).setdefault(proto, set()).add(number)
+            self._cluster_ports = {name: tuple((next(iter(nums)), proto) for proto, nums in sorted(by.items())
+                                               if len(nums) == 1) for name, by in seen.items()}
+        return self._cluster_ports
 
     # evaluating ----------------------------------------------------------------------------------
     def rules_for_namespace(self, ns: str | None) -> tuple[Rule, ...]:
@@ -480,28 +638,37 @@ class PolicyEngine:
         return known
 
     def _trace(self, src_s: Subject, dst_s: Subject, port: int, proto: str, nearest: bool) -> TraceResult:
-        layers = [self._layer(EGRESS, src_s, dst_s, dst_s, int(port), proto, nearest),
-                  self._layer(INGRESS, dst_s, src_s, dst_s, int(port), proto, nearest)]
+        src_peer, dst_peer = self.peer_view(src_s, dst_s), self.peer_view(dst_s, src_s)
+        layers = [self._layer(EGRESS, self.host_view(src_s), dst_peer, dst_s, int(port), proto, nearest),
+                  self._layer(INGRESS, self.host_view(dst_s), src_peer, dst_s, int(port), proto, nearest)]
         istio = istio_layer.evaluate(self, src_s, dst_s, int(port), proto)
         if istio is not None:
             layers.append(istio)
         notes = [f"{s.id}: {n}" for s in _unique(src_s, dst_s) for n in s.notes]
+        notes += [n for s in _unique(src_s, dst_s) for n in self.rejected_for(s)]
+        notes += [n for s in (src_peer, dst_peer) for n in s.notes if s.kind == "node" and n not in notes]
+        incomplete = relevant(self.incomplete, istio is not None)
+        notes += [f"incomplete cluster state: {why}: this answer may be wrong" for why in incomplete]
         if src_s.id == dst_s.id and src_s.kind in ("pod", "workload"):
             notes.append("source and destination are the same endpoint: Cilium does not police a pod "
                          "talking to itself through its own address")
-        return TraceResult(src_s, dst_s, int(port), proto, layers, notes)
+        return TraceResult(src_s, dst_s, int(port), proto, layers, notes, incomplete)
 
     def _layer(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject, port: int,
                proto: str, want_nearest: bool = True) -> LayerResult:
         where = "from" if direction == INGRESS else "to"
         if not enforcer.is_endpoint:
+            if enforcer.host_network:
+                return LayerResult(direction, enforcer.id, ALLOWED, "host-firewall-off",
+                                   f"{enforcer.id} is the host (host networking): only host policies "
+                                   f"(nodeSelector) apply to it, and the host firewall is off")
             return LayerResult(direction, enforcer.id, ALLOWED, "not-an-endpoint",
                                f"{enforcer.id} is not a Cilium endpoint: no {direction} policy applies")
         if self.enforcement_mode == "never":
             return LayerResult(direction, enforcer.id, ALLOWED, "enforcement-disabled",
                                "policy enforcement mode is never")
         rules = self.selecting_rules(enforcer, direction)
-        named = dst.named_ports
+        named = self.named_ports_for(direction, dst)
         selected_by = _policy_refs(rules)
         isolating = [r for r in rules if r.default_deny]
         isolated_by = _policy_refs(isolating)
@@ -535,8 +702,18 @@ class PolicyEngine:
             first = hits[0][0]
             text = f"allowed by {first.ref}" + (" at L4; the proxy then filters requests by L7 rules"
                                                  if l7 else "")
+            conditions = []
+            if l7:
+                conditions.append({"kind": "l7", "text": "L4 is allowed; the proxy then filters each request by "
+                                   "L7 rules (" + "; ".join(l7) + ")"})
+            if all(_by_fqdn_only(rule, peer) for rule, _ in hits):
+                names = sorted({f"{p.fqdn[1]}" for rule, _ in hits for p in rule.peers
+                                if p.kind == "fqdn" and p.matches(peer)})
+                conditions.append({"kind": "fqdn", "text": f"allowed only for addresses {enforcer.id} resolved for "
+                                   f"{', '.join(names)} through DNS that Cilium's DNS proxy saw (a DNS rule on its "
+                                   "egress); a pod that cannot reach DNS, or resolved elsewhere, cannot use it"})
             return LayerResult(direction, enforcer.id, ALLOWED, "allowed-by-rule", text,
-                               allowed_by=[_hit(r, rl7) for r, rl7 in hits], l7=l7, **base)
+                               allowed_by=[_hit(r, rl7) for r, rl7 in hits], l7=l7, conditions=conditions, **base)
         nearest = self.nearest_rules(direction, enforcer, peer, dst, port, proto) if want_nearest else []
         who = ", ".join(isolated_by) if isolated_by else "policy enforcement mode always"
         return LayerResult(direction, enforcer.id, DENIED, "default-deny",
@@ -555,7 +732,7 @@ class PolicyEngine:
         """Allow rules closest to admitting the connection, each with what it lacks: on the peer (a label, the
         namespace), the port, or the selected side itself (a rule that admits the peer but selects other pods).
         ``candidates`` defaults to every rule that could select ``enforcer`` (its namespace's and unpinned)."""
-        named = dst.named_ports
+        named = self.named_ports_for(direction, dst)
         scored = []
         for order, rule in enumerate(self.candidate_rules(enforcer) if candidates is None else candidates):
             if rule.direction != direction or rule.action != ALLOW or not (rule.all_peers or rule.peers):
@@ -580,7 +757,7 @@ class PolicyEngine:
         """What ``direction`` at ``enforcer`` lets through to/from ``peer`` (named ports resolved on ``dst``)."""
         if not enforcer.is_endpoint or self.enforcement_mode == "never":
             return ALL_PORTS
-        named = dst.named_ports
+        named = self.named_ports_for(direction, dst)
         denied: list[PortSet] = []
         allowed: list[PortSet] = []
         for rule in self._distinct_selecting(enforcer, direction):
@@ -625,6 +802,14 @@ class PolicyEngine:
             return [self.istio_objects[kind][k] for k in sorted(self.istio_objects[kind])]
         return [p.obj for k, p in sorted(self.policies.items(), key=lambda kv: _policy_order(kv[0]))
                 if k.kind == kind and p.obj is not None]
+
+
+def _by_fqdn_only(rule: Rule, peer: Subject) -> bool:
+    """Whether ``rule`` admits ``peer`` only through a toFQDNs name (then DNS answers decide)."""
+    if rule.all_peers:
+        return False
+    matching = [p for p in rule.peers if p.matches(peer)]
+    return bool(matching) and all(p.kind == "fqdn" for p in matching)
 
 
 def _selection_entry(ingress: list[Rule], egress: list[Rule]) -> tuple:

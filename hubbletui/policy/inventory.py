@@ -66,14 +66,17 @@ class NamespaceMembers:
 
 
 class Inventory:
-    def __init__(self, cluster: str = DEFAULT_CLUSTER):
+    def __init__(self, cluster: str = DEFAULT_CLUSTER, host_network_as_pods: bool = False):
         self.cluster = cluster
+        # NetworkPolicy tools (netpol-analyzer) treat a hostNetwork pod as a pod; Cilium does not
+        self.host_network_as_pods = host_network_as_pods
         self.namespaces: dict[str, NamespaceMembers] = {}
         self._by_ip: dict[str, list[Subject]] | None = None
 
     @classmethod
-    def from_objects(cls, objects: Iterable[tuple[str, dict]], cluster: str = DEFAULT_CLUSTER) -> Inventory:
-        inv = cls(cluster)
+    def from_objects(cls, objects: Iterable[tuple[str, dict]], cluster: str = DEFAULT_CLUSTER,
+                     host_network_as_pods: bool = False) -> Inventory:
+        inv = cls(cluster, host_network_as_pods)
         for kind, obj in objects:
             inv._store(kind, obj)
         for members in inv.namespaces.values():
@@ -82,7 +85,7 @@ class Inventory:
 
     def copy(self) -> Inventory:
         """A view that shares every namespace until it is changed (see `upsert`)."""
-        other = Inventory(self.cluster)
+        other = Inventory(self.cluster, self.host_network_as_pods)
         other.namespaces = dict(self.namespaces)
         return other
 
@@ -197,12 +200,16 @@ class Inventory:
             identity = identities[memo] = pod_identity_labels(ns, labels, ns_labels, sa, self.cluster)
         host_network = bool(pod_spec.get("hostNetwork"))
         notes = ()
-        if host_network:
-            notes = ("a hostNetwork pod: Cilium gives it the host's identity and enforces host policies, "
-                     "not pod policies, on it; evaluated here as a pod, as Kubernetes NetworkPolicy tools do",)
+        if host_network and self.host_network_as_pods:
+            host_network = False
+            notes = ("a hostNetwork pod, evaluated as a pod (--host-network-pods pod), as NetworkPolicy tools do; "
+                     "Cilium gives its traffic the host identity instead",)
+        elif host_network:
+            notes = ("a hostNetwork pod: it has no Cilium endpoint of its own; its traffic carries the host "
+                     "identity (host on its node, remote-node elsewhere) and only host policies apply to it",)
         return Subject(id=f"{ns}/{name}", kind=kind, labels=identity, namespace=ns, name=name, workload=owner, ip=ip,
                        named_ports=named_ports(pod_spec), host_network=host_network, service_account=sa,
-                       obj=obj, notes=notes)
+                       obj=obj, notes=notes, node=str(pod_spec.get("nodeName") or ""))
 
     @staticmethod
     def _owner(members: NamespaceMembers, pod: dict) -> tuple[str, str] | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from hubbletui.cluster.model import WORKLOAD_KINDS
 from hubbletui.policy import istio
 from hubbletui.policy.inventory import pod_template
+from hubbletui.policy.istio_capture import uncaptured_reason
 from hubbletui.policy.labels import NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult
 from hubbletui.policy.selectors import match_labels_selector
@@ -78,6 +79,11 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
         return None
     src_mesh = membership(engine, src)
     src_in_mesh = bool(src_mesh and src_mesh.in_mesh)
+    from_host = src.labels.get("reserved", "host") is not None or (src.host_network and src.node == dst.node)
+    skipped = uncaptured_reason(dst.obj, dst.named_ports, port, from_host)
+    if skipped:
+        return LayerResult("istio", dst.id, ALLOWED, "istio-not-captured", skipped,
+                           detail={"destination_in_mesh": dst_mesh.reason})
     labels = k8s_labels(dst)
     root = engine.istio_root_namespace
     peer_auths = engine.policy_objects("PeerAuthentication")
@@ -94,7 +100,8 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
         detail["source_principal"] = principal = None  # plaintext: the request carries no peer identity
     is_http, how = port_protocol(engine, dst, port)
     detail["http"] = how
-    decision = istio.evaluate_authz(engine.policy_objects("AuthorizationPolicy"), root, dst.namespace, labels,
+    applied, refused = engine.authorization_policies()
+    decision = istio.evaluate_authz(applied, root, dst.namespace, labels,
                                     principal, src.namespace if principal else None, port, is_http,
                                     source_ip=src.ip or None)
     detail["decision"] = decision.to_dict()
@@ -103,15 +110,28 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
     nearest = [{"ref": f"AuthorizationPolicy/{m.policy}", "path": f"spec.rules[{m.rule_index}]",
                 "lacks": [{"side": "peer", "what": f, "text": t} for f, t in zip(m.fields, m.lacks, strict=True)],
                 "peers": "", "ports": ""} for m in decision.nearest]
-    notes = list(decision.notes)
+    notes = [f"AuthorizationPolicy/{istio.policy_ref(obj)} is rejected by Istio ({why}): it is not applied"
+             for obj, why in refused if istio.policy_applies(obj, root, dst.namespace, labels)]
+    notes += list(decision.notes)
+    conditions = []
     if decision.conditional:
         notes.append("the verdict depends on the HTTP request (method, path, headers): see the notes above")
+        conditions.append({"kind": "istio-http", "text": "Istio's authorization depends on each HTTP request "
+                           "(method, path, headers)"})
+    if decision.action == "CUSTOM":
+        conditions.append({"kind": "istio-custom", "text": "an Istio CUSTOM policy applies: the external "
+                           "authorizer decides each request"})
+    # Envoy's RBAC filter answers HTTP with 403 "RBAC: access denied"; on TCP it just closes the connection
+    refusal = "RBAC: access denied" if is_http else "connection closed (TCP RBAC)"
+    reason = decision.reason
+    if not decision.allowed and not is_http:
+        reason += "; on TCP the sidecar closes the connection (the client sees a reset or EOF, not a 403)"
     return LayerResult("istio", dst.id, ALLOWED if decision.allowed else DENIED, f"istio-{decision.action.lower()}",
-                       decision.reason, drop_reason="" if decision.allowed else "RBAC: access denied",
+                       reason, drop_reason="" if decision.allowed else refusal,
                        isolated_by=[f"AuthorizationPolicy/{r}" for r in decision.applicable_allow],
                        allowed_by=matched if decision.allowed else [],
                        denied_by=matched if not decision.allowed else [], nearest=nearest, notes=notes,
-                       detail=detail)
+                       detail=detail, conditions=conditions if decision.allowed else [])
 
 
 def port_protocol(engine: PolicyEngine, dst: Subject, port: int) -> tuple[bool, str]:

@@ -16,15 +16,18 @@ CLUSTER_LABEL = "io.cilium.k8s.policy.cluster"
 DEFAULT_CLUSTER = "default"  # Cilium's cluster-name when none is configured
 METADATA_NAME = "kubernetes.io/metadata.name"
 
-# Cilium's default identity-label filter (pkg/labelsfilter): a key is dropped when an ignore pattern matches at
-# its start, unless a longer include pattern matches too.
+# Cilium's default identity-label filter (pkg/labelsfilter/filter.go defaultLabelPrefixCfg; the v1.19 list in
+# Documentation/operations/performance/scalability/identity-relevant-labels.rst): a key is dropped when an ignore
+# pattern matches at its start, unless a longer include pattern matches too. topology.kubernetes.io/* is kept
+# (no pattern matches it at the start), and of batch.kubernetes.io only two keys are dropped (job-name is kept).
 _INCLUDE = [re.compile(p) for p in (re.escape(NAMESPACE_LABEL), re.escape(NAMESPACE_LABELS_PREFIX.rstrip(".")),
                                      r"app\.kubernetes\.io", re.escape(SERVICE_ACCOUNT_LABEL),
                                      re.escape(CLUSTER_LABEL))]
 _IGNORE = [re.compile(p) for p in (
     r"io\.kubernetes", r"kubernetes\.io", r"statefulset\.kubernetes\.io/pod-name", r"apps\.kubernetes\.io/pod-index",
-    r"batch\.kubernetes\.io", r"controller-uid", r".*beta\.kubernetes\.io", r"k8s\.io", r"topology\.kubernetes\.io",
-    r"pod-template-generation", r"pod-template-hash", r"controller-revision-hash", r"annotation.*", r"etcd_node")]
+    r"batch\.kubernetes\.io/job-completion-index", r"batch\.kubernetes\.io/controller-uid", r".*beta\.kubernetes\.io",
+    r"k8s\.io", r"pod-template-generation", r"pod-template-hash", r"controller-revision-hash", r"controller-uid",
+    r"annotation.*", r"etcd_node")]
 
 
 def _longest_match(patterns: list[re.Pattern], key: str) -> int:

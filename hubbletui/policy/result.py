@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from hubbletui.policy.subjects import Subject
 
 ALLOWED, DENIED = "allowed", "denied"
+# the answer when the connection is allowed at L3/L4 but what happens then is decided by something the cluster
+# state cannot show: an L7 proxy's per-request rules, DNS answers (toFQDNs), Istio's external authorizer (CUSTOM)
+CONDITIONAL = "conditional"
 
 
 @dataclass
@@ -29,12 +32,14 @@ class LayerResult:
     l7: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     detail: dict = field(default_factory=dict)  # layer-specific extras (Istio: mTLS mode, principal, ...)
+    conditions: list[dict] = field(default_factory=list)  # {"kind": l7|fqdn|istio-custom|istio-http, "text"}
 
     def to_dict(self) -> dict:
         out = {"layer": self.layer, "endpoint": self.endpoint, "verdict": self.verdict, "reason": self.reason,
                "explanation": self.explanation, "drop_reason": self.drop_reason or None,
                "isolated_by": self.isolated_by, "selected_by": self.selected_by, "allowed_by": self.allowed_by,
-               "denied_by": self.denied_by, "nearest": self.nearest, "l7": self.l7, "notes": self.notes}
+               "denied_by": self.denied_by, "nearest": self.nearest, "l7": self.l7, "notes": self.notes,
+               "conditions": self.conditions}
         if self.detail:
             out["detail"] = self.detail
         return out
@@ -48,6 +53,7 @@ class TraceResult:
     protocol: str
     layers: list[LayerResult]
     notes: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # cluster state the answer depends on and lacks
 
     @property
     def verdict(self) -> str:
@@ -56,6 +62,19 @@ class TraceResult:
     @property
     def allowed(self) -> bool:
         return self.verdict == ALLOWED
+
+    @property
+    def conditions(self) -> list[dict]:
+        """What an allowed connection still depends on (empty when denied: the denial is unconditional)."""
+        if self.verdict != ALLOWED:
+            return []
+        return [{"layer": layer.layer, **c} for layer in self.layers for c in layer.conditions]
+
+    @property
+    def answer(self) -> str:
+        """The verdict people and programs see: allowed, denied, or conditional (allowed at L3/L4, with the
+        conditions that then decide). `verdict` stays allowed/denied for the engine's own reasoning."""
+        return CONDITIONAL if self.conditions else self.verdict
 
     @property
     def deciding_layer(self) -> LayerResult | None:
@@ -78,24 +97,28 @@ class TraceResult:
         deciding = self.deciding_layer
         head = f"{self.src.id} -> {self.dst.id} {self.port_label}"
         if deciding is None:
-            extra = f" (L7 rules apply: {'; '.join(self.l7)})" if self.l7 else ""
-            return f"{head} is allowed{extra}"
+            if self.conditions:
+                return f"{head} is allowed only on conditions: " + "; ".join(c["text"] for c in self.conditions)
+            return f"{head} is allowed"
         return f"{head} is denied at {deciding.layer} of {deciding.endpoint}: {deciding.explanation}"
 
     def to_dict(self) -> dict:
         deciding = self.deciding_layer
-        return {"verdict": self.verdict, "src": self.src.summary(), "dst": self.dst.summary(),
+        return {"verdict": self.answer, "conditions": self.conditions, "src": self.src.summary(),
+                "dst": self.dst.summary(),
                 "dport": self.port, "protocol": self.protocol,
                 "decided_by": deciding.layer if deciding else None,
                 "drop_reason": deciding.drop_reason or None if deciding else None,
                 "l7": self.l7, "explanation": self.explanation(),
-                "layers": [layer.to_dict() for layer in self.layers], "notes": self.notes}
+                "layers": [layer.to_dict() for layer in self.layers], "notes": self.notes,
+                "incomplete": self.incomplete}
 
 
 def summary_dict(result: TraceResult) -> dict:
     """The short form of a batch answer: the verdict, who decided, and per layer the rules that did."""
     deciding = result.deciding_layer
-    return {"verdict": result.verdict, "decided_by": deciding.layer if deciding else None,
+    return {"verdict": result.answer, "conditions": result.conditions, "incomplete": result.incomplete,
+            "decided_by": deciding.layer if deciding else None,
             "drop_reason": (deciding.drop_reason or None) if deciding else None, "l7": result.l7,
             "explanation": result.explanation(),
             "layers": [{"layer": layer.layer, "endpoint": layer.endpoint, "verdict": layer.verdict,

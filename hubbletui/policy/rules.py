@@ -170,6 +170,7 @@ class Rule:
     default_deny: bool = True  # whether selecting an endpoint puts its direction into default deny
     notes: tuple[str, ...] = ()
     order: int = 0  # its place in its policy (set when the policy is indexed)
+    host: bool = False  # a host policy's rule (nodeSelector): it selects host endpoints, never pods
     _peer_cache: dict = field(default_factory=dict, repr=False)
     _subject_cache: dict = field(default_factory=dict, repr=False)
     _subject_distance: dict = field(default_factory=dict, repr=False)
@@ -202,7 +203,8 @@ class Rule:
     def selects_labels(self, labels: LabelSet) -> bool:
         hit = self._subject_cache.get(labels.key)
         if hit is None:
-            hit = self._subject_cache[labels.key] = self.subject.matches(labels)
+            is_host = labels.get("reserved", "host") is not None
+            hit = self._subject_cache[labels.key] = is_host == self.host and self.subject.matches(labels)
         return hit
 
     def admits_peer(self, peer: Subject) -> bool:
@@ -350,5 +352,7 @@ class CompiledPolicy:
     key: PolicyKey
     rules: tuple[Rule, ...] = ()
     notes: tuple[str, ...] = ()  # things we recognised but do not evaluate, malformed parts
-    uses_services: bool = False  # toServices: recompile when Services change
+    uses_services: bool = False  # toServices, CIDR groups: recompile when Services/slices/groups change
     obj: dict | None = field(default=None, repr=False)
+    rejected: str = ""  # why Cilium's agent refuses the object (then it has no rules: it is not enforced)
+    meant_for: tuple[Selector, ...] = ()  # a rejected policy's endpoint selectors: whom it would have applied to

@@ -30,7 +30,8 @@ class Subject:
     workload: tuple[str, str] | None = None  # (kind, name) of the owning workload
     ip: str = ""
     named_ports: NamedPorts = field(default_factory=dict)
-    host_network: bool = False
+    host_network: bool = False  # a hostNetwork pod, or a node: traffic carries the host's identity
+    node: str = ""  # the node it runs on (a pod's spec.nodeName, a node's own name)
     service_account: str = ""
     dns_names: tuple[str, ...] = ()
     obj: dict | None = field(default=None, repr=False)  # the Pod, or the workload whose template stands in
@@ -44,7 +45,8 @@ class Subject:
 
     def __post_init__(self) -> None:
         # set once: a Subject is not changed after it is made (dataclasses.replace makes a new one)
-        self.is_endpoint = self.labels.get("k8s", NAMESPACE_LABEL) is not None
+        # a hostNetwork pod has no endpoint of its own: it is the host endpoint (see PolicyEngine.host_view)
+        self.is_endpoint = self.labels.get("k8s", NAMESPACE_LABEL) is not None and not self.host_network
         self.is_world = any(self.labels.get("reserved", w) is not None for w in WORLD_NAMES)
         self.cidr_matchable = self.is_world and not self.is_endpoint
         # a pod's address never matters (CIDR rules do not match pods); world's address and names do
@@ -81,9 +83,25 @@ class Subject:
         return out
 
 
+# extra reserved labels an identity carries besides its own name (pkg/identity/numericidentity.go
+# reservedIdentityLabels: ReservedIdentityKubeAPIServer has reserved:kube-apiserver and reserved:remote-node)
+EXTRA_RESERVED = {"kube-apiserver": ("remote-node",)}
+
+
 def entity_subject(name: str) -> Subject:
-    labels = reserved_labels(name)
+    labels = reserved_labels(name, *EXTRA_RESERVED.get(name, ()))
     return Subject(id=name, kind="entity", labels=labels)
+
+
+def node_subject(name: str, ip: str = "", node_labels: dict[str, str] | None = None, relative: str = "remote-node",
+                 notes: tuple[str, ...] = ()) -> Subject:
+    """A node as a peer sees it: `host` from its own pods, `remote-node` from the others. Node labels are kept
+    (as k8s: labels) for host policies' nodeSelector; they are not part of the remote-node identity."""
+    labels = {f"reserved:{relative}": ""}
+    if relative == "host":
+        labels.update({f"k8s:{k}": str(v) for k, v in (node_labels or {}).items()})
+    return Subject(id=f"node/{name}" if name else (ip or relative), kind="node", labels=LabelSet(labels), name=name,
+                   ip=ip, host_network=True, node=name, notes=notes)
 
 
 def ip_subject(ip: str, dns_names: tuple[str, ...] = ()) -> Subject:

@@ -11,6 +11,9 @@ every peer it admits, a peer added reaches every pod it selects. Only the narrow
 
 from __future__ import annotations
 
+import copy
+
+from hubbletui.policy.cilium_validate import EGRESS_L3, INGRESS_L3
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.rules import ALLOW, INGRESS, Rule
 from hubbletui.policy.subjects import Subject
@@ -99,12 +102,21 @@ def _add_peer(engine: PolicyEngine, rule: Rule, obj: dict, peer: Subject) -> tup
             return None, f"a NetworkPolicy cannot name {peer.id}"
         field = "from" if rule.direction == INGRESS else "to"
         return {"op": "add", "path": jsonpatch.pointer([*tokens, field, "-"]), "value": spec}, what
-    if entry.get("toFQDNs"):
-        return None, "a rule with toFQDNs takes no other peer"
     spec = cilium_peer(engine, peer, rule.direction, rule.policy.namespace)
     if spec is None or spec.field == "FQDNs":
         return None, f"no peer field of this rule can name {peer.id}"
     field = spec.cnp_field(rule.direction)
+    others = [f for f in (INGRESS_L3 if rule.direction == INGRESS else (*EGRESS_L3, "toFQDNs"))
+              if f != field and entry.get(f)]
+    if others:
+        # Cilium refuses a rule that mixes peer kinds (rule_validation.go): the peer gets a rule of its own in
+        # the same section, with the same ports
+        sibling = {field: [spec.value]}
+        for key in ("toPorts", "icmps"):
+            if entry.get(key):
+                sibling[key] = copy.deepcopy(entry[key])
+        return {"op": "add", "path": jsonpatch.pointer([*tokens[:-1], "-"]), "value": sibling}, \
+            f"{what} (as a rule of its own: {others[0]} cannot share a rule with {field})"
     if field in entry:
         return {"op": "add", "path": jsonpatch.pointer([*tokens, field, "-"]), "value": spec.value}, what
     return {"op": "add", "path": jsonpatch.pointer([*tokens, field]), "value": [spec.value]}, what

@@ -20,6 +20,7 @@ from hubbletui.flows.model import Flow
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.result import ALLOWED, LayerResult
 from hubbletui.policy.subjects import Subject
+from hubbletui.suggest.admission import refusal
 from hubbletui.suggest.candidates_istio import istio_options
 from hubbletui.suggest.candidates_label import label_options
 from hubbletui.suggest.candidates_policy import new_policy_options
@@ -137,6 +138,10 @@ def _solve(ctx: _Context, prefix: tuple[Change, ...], step: int, bound: int | No
 def _checked(ctx: _Context, changes: tuple[Change, ...], trace, bound: int | None) -> list[Suggestion]:
     if any(s.changes == changes for s in ctx.found):
         return []  # reached again through another layer's option
+    refused = refusal(changes)
+    if refused:
+        ctx.failures.append(refused)
+        return []
     limits = [n for n in (ctx.outranked_at(), bound) if n is not None]
     result = ctx.checker.check(changes, min(limits) if limits else None)
     if not result.ok:

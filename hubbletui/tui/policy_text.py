@@ -45,6 +45,8 @@ def policy_view(graph: Any, ref: str, endpoint: Any = None) -> Text:
     line((f"policy view of {subject.id}", "bold"), (f"  ({subject.kind}{workload})", "dim"))
     for note in subject.notes:
         line(("note: ", "yellow"), note)
+    for note in engine.rejected_for(subject):
+        line(("rejected: ", "red"), note)
     line()
     for direction in DIRECTIONS:
         _selecting(line, engine, graph, subject, direction)

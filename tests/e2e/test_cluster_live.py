@@ -25,6 +25,7 @@ CCNPS = "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies"
 AUTHZ_V1 = "/apis/security.istio.io/v1/authorizationpolicies"
 AUTHZ_V1BETA1 = "/apis/security.istio.io/v1beta1/authorizationpolicies"
 PEERAUTH_V1 = "/apis/security.istio.io/v1/peerauthentications"
+CIDR_GROUPS = "/apis/cilium.io/v2/ciliumcidrgroups"
 
 
 def pod(name: str, namespace: str = "shop", **labels: str) -> dict:
@@ -56,7 +57,7 @@ def no_ambient_kubeconfig(monkeypatch, tmp_path):
 @pytest.fixture
 def server():
     with FakeApiServer(page_cap=2) as fake:  # at most 2 items a page: every list of 3+ paginates
-        fake.install(CNPS, AUTHZ_V1, PEERAUTH_V1)
+        fake.install(CNPS, AUTHZ_V1, PEERAUTH_V1, CIDR_GROUPS)
         for name in ("shop", "kube-system"):
             fake.put(NAMESPACES, namespace(name))
         for name in ("web", "api", "db", "cache", "queue"):
@@ -142,6 +143,7 @@ def test_missing_crds_and_forbidden_lists_are_warnings_not_failures(kubeconfig, 
     server.served.pop(CNPS)
     server.served.pop(AUTHZ_V1)
     server.served.pop(PEERAUTH_V1)
+    server.served.pop(CIDR_GROUPS)
     server.forbid(PODS)
     state = load_live(kubeconfig=kubeconfig)
     assert state.warnings == [
@@ -149,6 +151,8 @@ def test_missing_crds_and_forbidden_lists_are_warnings_not_failures(kubeconfig, 
         "CiliumNetworkPolicy: not installed (cilium.io/v2 not served); Cilium policies will not be evaluated",
         "CiliumClusterwideNetworkPolicy: not installed (cilium.io/v2 not served); "
         "clusterwide Cilium policies will not be evaluated",
+        "CiliumCIDRGroup: not installed (cilium.io/v2 or cilium.io/v2alpha1 not served); "
+        "cidrGroupRef / cidrGroupSelector peers will admit nothing",
         "AuthorizationPolicy: not installed (security.istio.io/v1 or security.istio.io/v1beta1 not served); "
         "Istio authorization will not be evaluated",
         "PeerAuthentication: not installed (security.istio.io/v1 or security.istio.io/v1beta1 not served); "

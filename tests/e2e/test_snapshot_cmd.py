@@ -70,15 +70,15 @@ def test_writes_one_list_file_per_kind_that_reloads_to_the_live_objects(server, 
     code, out, err = snapshot(capsys, "--kubeconfig", kubeconfig, "-o", str(out_dir))
     assert code == 0
     assert out == ""  # stdout is for data; the summary is talk
-    assert f"wrote 14 files to {out_dir} from live context fake ({server.url}): 2 Namespace, 7 Pod, " \
-           f"1 CiliumNetworkPolicy, 1 AuthorizationPolicy (10 kinds empty)" in err
+    assert f"wrote 16 files to {out_dir} from live context fake ({server.url}): 2 Namespace, 7 Pod, " \
+           f"1 CiliumNetworkPolicy, 1 AuthorizationPolicy (12 kinds empty)" in err
     assert "warning: CiliumClusterwideNetworkPolicy: not installed (cilium.io/v2 not served)" in err
     assert "warning: PeerAuthentication: not installed" in err
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
         f"{name}.yaml" for name in ("namespaces", "pods", "serviceaccounts", "services", "deployments",
                                     "statefulsets", "daemonsets", "replicasets", "replicationcontrollers", "jobs",
                                     "cronjobs", "networkpolicies", "ciliumnetworkpolicies",
-                                    "authorizationpolicies"))
+                                    "authorizationpolicies", "nodes", "endpointslices"))
 
     pods = yaml.safe_load((out_dir / "pods.yaml").read_text())
     assert pods["kind"] == "List" and pods["apiVersion"] == "v1"

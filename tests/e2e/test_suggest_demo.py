@@ -75,5 +75,10 @@ def test_demo_print_fixes():
     assert done.returncode == 0, done.stderr
     text = done.stdout.decode()
     assert text.index("fdb-client") < text.index("cluster.local/ns/database/sa/fdb-exporter") < text.index("9161")
-    assert [d["kind"] for d in yaml.safe_load_all(text) if d] == ["CiliumNetworkPolicy"]
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert docs[0]["kind"] == "CiliumNetworkPolicy" and "prometheus" in docs[0]["metadata"]["name"]
+    # the background drops from the internet get least-privilege fixes too: one address, one port, never "world"
+    for doc in docs[1:]:
+        assert [peer for rule in doc["spec"]["ingress"] for peer in rule.get("fromCIDR", [])] and \
+            all(cidr.endswith("/32") for rule in doc["spec"]["ingress"] for cidr in rule["fromCIDR"])
     assert b"deny rules win over every allow" in done.stderr  # the metadata-address deny is not "fixed"

@@ -31,6 +31,8 @@ BUILTIN_PATHS = {
     "/api/v1/serviceaccounts": ("ServiceAccount", "v1", True),
     "/api/v1/services": ("Service", "v1", True),
     "/api/v1/replicationcontrollers": ("ReplicationController", "v1", True),
+    "/api/v1/nodes": ("Node", "v1", False),
+    "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1", True),
     "/apis/apps/v1/deployments": ("Deployment", "apps/v1", True),
     "/apis/apps/v1/statefulsets": ("StatefulSet", "apps/v1", True),
     "/apis/apps/v1/daemonsets": ("DaemonSet", "apps/v1", True),
@@ -43,6 +45,7 @@ BUILTIN_PATHS = {
 CRD_PATHS = {
     "/apis/cilium.io/v2/ciliumnetworkpolicies": ("CiliumNetworkPolicy", "cilium.io/v2", True),
     "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies": ("CiliumClusterwideNetworkPolicy", "cilium.io/v2", False),
+    "/apis/cilium.io/v2/ciliumcidrgroups": ("CiliumCIDRGroup", "cilium.io/v2", False),
     "/apis/security.istio.io/v1/authorizationpolicies": ("AuthorizationPolicy", "security.istio.io/v1", True),
     "/apis/security.istio.io/v1beta1/authorizationpolicies": ("AuthorizationPolicy", "security.istio.io/v1beta1",
                                                                True),

@@ -16,8 +16,11 @@ from hubbletui.policy.selectors import LabelIndex, Requirement, Selector, Select
     ("app", True), ("app.kubernetes.io/name", True), ("team", True), ("version", True),
     ("pod-template-hash", False), ("controller-revision-hash", False), ("pod-template-generation", False),
     ("statefulset.kubernetes.io/pod-name", False), ("apps.kubernetes.io/pod-index", False),
-    ("batch.kubernetes.io/job-name", False), ("controller-uid", False), ("kubernetes.io/hostname", False),
-    ("topology.kubernetes.io/zone", False), ("beta.kubernetes.io/arch", False),
+    # v1.19 (pkg/labelsfilter/filter.go, identity-relevant-labels.rst): only two batch.kubernetes.io keys are
+    # dropped, and topology.kubernetes.io/* is kept (no ignore pattern matches it at the start of the key)
+    ("batch.kubernetes.io/job-name", True), ("batch.kubernetes.io/job-completion-index", False),
+    ("batch.kubernetes.io/controller-uid", False), ("controller-uid", False), ("kubernetes.io/hostname", False),
+    ("topology.kubernetes.io/zone", True), ("beta.kubernetes.io/arch", False),
     ("failure-domain.beta.kubernetes.io/zone", False), ("k8s.io/foo", False), ("io.kubernetes.container.name", False),
     ("io.kubernetes.pod.namespace", True), ("annotation.x", False), ("etcd_node", False),
 ])

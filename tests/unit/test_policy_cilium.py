@@ -462,8 +462,8 @@ def test_unsupported_peers_are_noted_not_matched():
     eng = engine(cnp("p", """
 endpointSelector: {matchLabels: {app: client}}
 egress:
-- toNodes: [{matchLabels: {role: worker}}]
+- toGroups: [{aws: {securityGroupsIds: [sg-1]}}]
 """))
     result = eng.trace("prod/client", "remote-node", 10250)
     assert result.verdict == "denied"
-    assert any("toNodes is not evaluated" in n for n in result.layer("egress").notes)
+    assert any("toGroups is not evaluated" in n for n in result.layer("egress").notes)

@@ -54,7 +54,7 @@ API = "podSelector: {matchLabels: {app: api}}"
 FROM_FRONT = "{from: [{podSelector: {matchLabels: {app: front}}}]}"
 
 
-def engine(*specs: str) -> PolicyEngine:
+def engine(*specs: str, **options) -> PolicyEngine:
     state = ClusterState()
     for obj in yaml.safe_load_all(BASE):
         add_object(state, obj)
@@ -62,7 +62,7 @@ def engine(*specs: str) -> PolicyEngine:
         body = yaml.safe_load(spec)
         add_object(state, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                            "metadata": {"name": f"np{i}", "namespace": "shop"}, "spec": body})
-    return PolicyEngine(state)
+    return PolicyEngine(state, **options)
 
 
 def verdict(eng: PolicyEngine, src: str, dst: str, port: int = 8080, proto: str = "TCP") -> str:
@@ -186,9 +186,15 @@ def test_sctp():
     assert verdict(eng, "shop/front", "shop/api", 9000, "TCP") == "denied"
 
 
-def test_named_egress_port_resolves_on_the_destination():
-    eng = engine("{podSelector: {matchLabels: {app: front}}, policyTypes: [Egress], egress: [{ports: [{port: web}]}]}")
+def test_named_egress_port_resolves_across_the_cluster():
+    """Cilium resolves an egress named port through the cluster-wide map of every pod's named ports
+    (pkg/policy/types NamedPortMultiMap.GetNamedPort), not on the destination: 8080 is "web" somewhere, so it
+    is allowed to a pod that has no port of that name. NetworkPolicy tools resolve it on the destination."""
+    spec = "{podSelector: {matchLabels: {app: front}}, policyTypes: [Egress], egress: [{ports: [{port: web}]}]}"
+    eng = engine(spec)
     assert verdict(eng, "shop/front", "shop/api", 8080) == "allowed"
+    assert verdict(eng, "shop/front", "ops/monitor", 8080) == "allowed"
+    eng = engine(spec, egress_named_ports="destination")
     assert verdict(eng, "shop/front", "ops/monitor", 8080) == "denied"  # monitor has no port named web
 
 
