@@ -283,7 +283,8 @@ class HubblePrinter:
                  translate: bool = True, debug: bool = False):
         if output not in ("compact", "table", "dict"):
             raise ValueError(f"not a text output: {output}")
-        format_timestamp(None, time_format)  # an unknown layout fails here, before any flow
+        if time_format not in TIME_FORMATS:  # an unknown layout fails here, before any flow
+            raise ValueError(f"unknown time format {time_format!r}; one of {', '.join(TIME_FORMATS)}")
         self.output, self.node_name, self.time_format = output, node_name, time_format
         self.translate, self.debug = translate, debug
         self.count = 0  # records printed on stdout, for the dict separator and the table header
@@ -327,7 +328,7 @@ class HubblePrinter:
         cpu = _int(cpu.get("value") if isinstance(cpu, dict) else cpu)
         ts = self._ts(_get(response, "time"))
         first, last = _get(lost, "first"), _get(lost, "last")
-        if first is not None or last is not None:  # v1.19 tells the window the losses fell in
+        if first is not None and last is not None:  # v1.19 tells the window the losses fell in
             num = f"{num} (first: {self._ts(first)}, last: {self._ts(last)})"
         if self.output == "compact":
             return f"{ts} EVENTS LOST: {source} CPU({cpu}) {num}\n"
