@@ -10,11 +10,13 @@ from google.protobuf import json_format
 from hubbletui.cli.flow_options import (build_query, color_option, filter_options, require_one_source,
                                         server_options, time_options, use_color)
 from hubbletui.flows.model import Flow, NodeStatus
-from hubbletui.flows.recording import event_to_jsonpb, read_events
+from hubbletui.flows.recording import event_to_dict, event_to_jsonpb, read_events
 from hubbletui.flows.select import select
-from hubbletui.render.flowtext import TABLE_HEADER, compact_line, status_line, table_row
+from hubbletui.render.flowtext import compact_line, status_line
+from hubbletui.render.hubble_text import TIME_FORMATS, HubblePrinter
 
 DEFAULT_SERVER_COUNT = 20  # what a plain `hubble observe` asks a server for
+HUBBLE_TEXT = ("compact", "table", "dict")  # the forms printed exactly as the hubble CLI prints them
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,11 +28,20 @@ DEFAULT_SERVER_COUNT = 20  # what a plain `hubble observe` asks a server for
 @click.option("--first", type=int, metavar="N", help="the first N flows")
 @click.option("--last", type=int, metavar="N", help="the last N flows")
 @click.option("--all", "all_flows", is_flag=True, help="all flows the server has")
-@click.option("-o", "--output", type=click.Choice(["compact", "table", "json", "jsonpb"]), default=None,
-              help="compact on a terminal, jsonpb when piped")
+@click.option("-o", "--output", type=click.Choice(["compact", "table", "dict", "json", "jsonpb", "wide"]),
+              default=None, help="compact, table, dict and jsonpb as hubble prints them (compact on a terminal, "
+                                 "jsonpb when piped); wide: ours, with drop reason and direction")
+@click.option("--print-node-name", is_flag=True, help="print the node name in output")
+@click.option("--time-format", type=click.Choice(TIME_FORMATS), default="StampMilli", show_default=True,
+              help="time layout for compact, table and dict (always UTC, as hubble prints it)")
+@click.option("--numeric", is_flag=True, help="print IP addresses instead of pod, service and DNS names")
+@click.option("--ip-translation/--no-ip-translation", default=True, show_default=True,
+              help="translate IP addresses to pod, service and DNS names")
+@click.option("--debug", is_flag=True, help="also print informal node status (connected, gone) on stderr")
 @color_option
 @click.option("--print-raw-filters", is_flag=True, help="print the FlowFilters as JSON and exit")
-def observe(input_file, server, follow, first, last, all_flows, output, color, print_raw_filters, **kwargs):
+def observe(input_file, server, follow, first, last, all_flows, output, print_node_name, time_format, numeric,
+            ip_translation, debug, color, print_raw_filters, **kwargs):
     """Print flows from a recording or a Hubble server, with `hubble observe`'s filters and formats.
 
     \b
@@ -57,10 +68,55 @@ def observe(input_file, server, follow, first, last, all_flows, output, color, p
 
         if not (number or all_flows or follow or query.since_ns):
             query.number = DEFAULT_SERVER_COUNT
-        if output in ("compact", "table"):
-            query.field_mask = DISPLAY_FIELD_MASK  # jsonpb keeps full flows; the others show a few fields
-        events = _node_news_to_stderr(server_events(kwargs, server, query))
-    _print(events, output, use_color(color), streaming=follow)
+        if output in HUBBLE_TEXT or output == "wide":
+            # jsonpb keeps full flows; the others show a few fields, plus what hubble's text prints
+            query.field_mask = DISPLAY_FIELD_MASK + TEXT_EXTRA_FIELDS
+        events = server_events(kwargs, server, query)
+        if output not in HUBBLE_TEXT:
+            events = _node_news_to_stderr(events)
+    if output in HUBBLE_TEXT:
+        printer = HubblePrinter(output, node_name=print_node_name, time_format=time_format,
+                                translate=ip_translation and not numeric, debug=debug)
+        _print_hubble(events, printer, streaming=follow)
+    else:
+        _print(events, output, use_color(color), streaming=follow)
+
+
+# fields hubble's text prints beyond our display mask: the agent's summary, auth, trace id, L2, sock points
+TEXT_EXTRA_FIELDS = ("Summary", "auth_type", "ip_trace_id", "ethernet", "debug_capture_point", "sock_xlate_point")
+
+
+def _print_hubble(events, printer: HubblePrinter, streaming: bool) -> None:
+    """hubble's own text; lost events go to stdout as hubble puts them, node news to stderr."""
+    out, err = sys.stdout, sys.stderr
+    if streaming and printer.output == "table":
+        printer.output = "table-stream"
+    dicts = (event_to_dict(event) for event in events)
+    if printer.output == "table-stream":
+        # a follow never ends, so no final alignment: each row as it comes, tab-separated
+        printer.output = "table"
+        header = False
+        for response in dicts:
+            cells = printer.flow(response) if "flow" in response else (
+                printer.lost(response) if "lost_events" in response else None)
+            if cells is None:
+                text = printer.node_status(response) if "node_status" in response else None
+                if text:
+                    err.write(text)
+                    err.flush()
+                continue
+            if not header:
+                out.write("\t".join(["TIMESTAMP"] + (["NODE"] if printer.node_name else [])
+                                    + ["SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"]) + "\n")
+                header = True
+            out.write("\t".join(cells) + "\n")
+            out.flush()
+        return
+    for stream, text in printer.lines(dicts):
+        target = out if stream == "out" else err
+        target.write(text)
+        if streaming:
+            target.flush()
 
 
 def _node_news_to_stderr(events):
@@ -82,26 +138,10 @@ def _print(events, output: str, color: bool, streaming: bool) -> None:
             if streaming:
                 raw.flush()
         return
-    if output == "compact":
-        for event in events:
-            if isinstance(event, Flow):
-                out.write(compact_line(event, color) + "\n")
-                if streaming:
-                    out.flush()
-            else:
-                print(status_line(event), file=sys.stderr)
-        return
-    rows = []
-    for event in events:
+    for event in events:  # wide: our own line, drop reason and direction spelled out
         if isinstance(event, Flow):
-            if streaming:
-                out.write("\t".join(table_row(event)) + "\n")
-                out.flush()
-            else:
-                rows.append(table_row(event))
+            out.write(compact_line(event, color) + "\n")
         else:
-            print(status_line(event), file=sys.stderr)
-    if not streaming:
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(TABLE_HEADER)]
-        for row in [TABLE_HEADER, *rows]:
-            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+            out.write(status_line(event) + "\n")
+        if streaming:
+            out.flush()

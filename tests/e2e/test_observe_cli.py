@@ -55,16 +55,16 @@ def test_first_last_since_until(samples_dir):
     assert all(f["time"] <= since for f in jsonpb_flows(observe(samples_dir, name, "--until", since)))
 
 
-def test_compact_and_table_output(samples_dir):
-    compact = observe(samples_dir, "cilium-docs__hubble-exporter-output.jsonl", "-o", "compact").stdout.decode()
+def test_wide_and_table_output(samples_dir):
+    compact = observe(samples_dir, "cilium-docs__hubble-exporter-output.jsonl", "-o", "wide").stdout.decode()
     line = compact.splitlines()[1]
     assert "default/xwing:44916 -> default/deathstar-7848d6c4d5-th9v2:80" in line
     assert "DROPPED POLICY_DENIED" in line and "\x1b[" not in line
-    coloured = observe(samples_dir, "cilium-docs__hubble-exporter-output.jsonl", "-o", "compact", "--color",
+    coloured = observe(samples_dir, "cilium-docs__hubble-exporter-output.jsonl", "-o", "wide", "--color",
                        "always").stdout.decode()
     assert "\x1b[31mDROPPED" in coloured
     no_color = run_cli("observe", "--input-file", str(samples_dir / "cilium-docs__hubble-exporter-output.jsonl"),
-                       "-o", "compact", "--color", "auto", env={"NO_COLOR": "1"})
+                       "-o", "wide", "--color", "auto", env={"NO_COLOR": "1"})
     assert b"\x1b[" not in no_color.stdout
     table = observe(samples_dir, "hubble-otel__basic-sample-10-flows.json", "-o", "table").stdout.decode()
     rows = table.splitlines()
@@ -78,7 +78,7 @@ def test_untrusted_names_cannot_inject_escape_sequences(tmp_path):
                      "destination": {"namespace": "b", "pod_name": "[bold red]q[/]"}}}
     path = tmp_path / "evil.json"
     path.write_bytes(orjson.dumps(evil) + b"\n")
-    out = run_cli("observe", "--input-file", str(path), "-o", "compact").stdout.decode()
+    out = run_cli("observe", "--input-file", str(path), "-o", "wide").stdout.decode()
     assert "\x1b" not in out and "\x07" not in out
     assert "x\\x1b[2J\\x1b]0;pwned\\x07" in out and "[bold red]q[/]" in out
 
