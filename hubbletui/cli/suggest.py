@@ -25,8 +25,12 @@ DEFAULT_TOP = 3
               help="What new policies are: cilium (CiliumNetworkPolicy; the default), k8s (NetworkPolicy; the "
                    "default when the cluster has only NetworkPolicies), istio (only AuthorizationPolicy fixes), "
                    "all (both policy kinds).")
-@click.option("-o", "--output", type=click.Choice(["yaml", "json", "md"]), default="yaml", show_default=True,
-              help="yaml for `kubectl apply -f -`, json for programs, md for people.")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json", "md", "script"]), default="yaml",
+              show_default=True,
+              help="yaml for `kubectl apply -f -` (new objects only: a fix that patches an existing object is a "
+                   "comment there, and its `kubectl patch` command is printed on stderr), script for a bash script "
+                   "of `kubectl apply`/`kubectl patch` commands that applies every best fix, json for programs, "
+                   "md for people.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write one YAML file per fix and an index.md there (atomically; -o is then not used); stdout "
                    "lists the files written.")
@@ -37,16 +41,21 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
 
     Every fix is applied to a copy of the cluster state first: the group's drops must become allowed and every
     forwarded flow of the input must stay allowed; what else it newly allows (its blast radius) is counted, and
-    fixes are ranked by it. In YAML, the best fix of each group is live and the alternatives are commented out.
+    fixes are ranked by it. In YAML, the best fix of each group is live when it is a new object and the
+    alternatives are commented out; a best fix that patches an existing object (a label change, a rule added to
+    a policy) cannot be applied by `kubectl apply`, and is reported on stderr with its `kubectl patch` command.
+    `-o script` applies both kinds.
 
     \b
       hubbletui suggest --input-file flows.json --cluster snapshot/ | kubectl apply -f -
+      hubbletui suggest --input-file flows.json --cluster snapshot/ -o script > fixes.sh
+      DRY_RUN=server bash fixes.sh
       hubbletui suggest --input-file flows.json --cluster snapshot/ --out-dir fixes/
 
     Exit codes: 0 fixes suggested, 3 nothing to fix, 1 errors, 4 unreachable.
     """
     from hubbletui.suggest.fixes import default_format, suggest_groups
-    from hubbletui.render.fixes_out import render, say_unfixed, write_out_dir
+    from hubbletui.render.fixes_out import render, say_not_applyable, say_unfixed, write_out_dir
 
     require_one_source(input_file, server)
     if input_file is None and server is None:
@@ -63,6 +72,8 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
         for path in write_out_dir(groups, out_dir):
             click.echo(str(path))
     else:
+        if output == "yaml":
+            say_not_applyable(groups)
         sys.stdout.buffer.write(render(groups, output, fmt or default_format(engine), other))
         sys.stdout.flush()
     return ExitCode.OK if any(g.suggestions for g in groups) else ExitCode.NOTHING_TO_FIX
