@@ -5,6 +5,7 @@ the Cilium and Istio CRDs installed) holding the scenario's objects. kubectl is 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -133,3 +134,44 @@ def test_yaml_reports_patch_fixes_on_stderr_with_their_command():
     assert ("hubbletui: the fix for shop/billing -> shop/postgres 5432/TCP" in err
             and "is a patch (label-change), not applied by `kubectl apply -f -`" in err)
     assert "  kubectl patch deployments.apps billing -n shop --type=strategic -p " in err
+
+
+@pytest.mark.parametrize("name,cluster,flows", CASES, ids=[c[0] for c in CASES])
+def test_kustomize_overlay_builds_the_patched_objects_and_the_server_takes_it(kube, name, cluster, flows, tmp_path):
+    load_story(kube, cluster)
+    overlay = tmp_path / "overlay"
+    made = run_cli("suggest", "--input-file", str(flows), "--cluster", str(cluster), "--out-dir", str(overlay),
+                   "--kustomize")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.decode().splitlines()[-1] == str(overlay / "kustomization.yaml")
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    built = kube_run(kube, kubectl(), "kustomize", str(overlay))
+    assert built.returncode == 0, built.stderr
+    objects = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+               for o in yaml.safe_load_all(built.stdout)}
+    assert len(objects) == len(kustomization["resources"])
+    # each patched object is what kubectl itself makes of the target and the fix's `kubectl patch` (--local)
+    fixes = json.loads(run_cli("suggest", "--input-file", str(flows), "--cluster", str(cluster), "-o",
+                               "json").stdout)
+    best_patches = [c["patch"] for g in fixes["groups"] if g["candidates"]
+                    for c in g["candidates"][0]["changes"] if "patch" in c]
+    assert len(best_patches) == len(kustomization.get("patches", []))
+    for patch in best_patches:
+        t = patch["target"]
+        target_file = overlay / "targets" / f"{t['kind'].lower()}-{t['namespace'] or 'cluster'}-{t['name']}.yaml"
+        expected = kube_run(kube, kubectl(), "patch", "--local", "-f", str(target_file), f"--type={patch['type']}",
+                            "-p", json.dumps(patch["body"]), "-o", "json")
+        assert expected.returncode == 0, expected.stderr
+        want = json.loads(expected.stdout)
+        got = objects[(t["kind"], t["namespace"], t["name"])]
+        assert got.get("spec") == want.get("spec") and got["metadata"].get("labels") == want["metadata"].get("labels")
+    applied = kube_run(kube, kubectl(), "apply", "--dry-run=server", "-k", str(overlay))
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("(server dry run)") == len(objects)
+
+
+def test_kustomize_needs_out_dir():
+    cluster, flows = SCENARIOS / "netpol-only" / "cluster.yaml", SCENARIOS / "netpol-only" / "flows.jsonl"
+    result = run_cli("suggest", "--input-file", str(flows), "--cluster", str(cluster), "--kustomize")
+    assert result.returncode == 2
+    assert b"--kustomize writes an overlay folder: give it with --out-dir DIR" in result.stderr

@@ -34,9 +34,14 @@ DEFAULT_TOP = 3
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write one YAML file per fix and an index.md there (atomically; -o is then not used); stdout "
                    "lists the files written.")
+@click.option("--kustomize", is_flag=True, default=False,
+              help="With --out-dir: write a kustomize overlay instead (new policies as resources, label changes "
+                   "and rule patches as strategic-merge/JSON 6902 patches on the objects they change, and a "
+                   "kustomization.yaml); `kubectl kustomize DIR` prints the result, `kubectl apply -k DIR` "
+                   "applies it.")
 @click.option("--top", type=click.IntRange(min=1), default=DEFAULT_TOP, show_default=True, metavar="N",
               help="At most N fixes per group, best first.")
-def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
+def suggest(input_file, server, fmt, output, out_dir, kustomize, top, **kwargs) -> int:
     """Suggest the smallest checked fix for every group of dropped flows.
 
     Every fix is applied to a copy of the cluster state first: the group's drops must become allowed and every
@@ -50,6 +55,7 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
       hubbletui suggest --input-file flows.json --cluster snapshot/ | kubectl apply -f -
       hubbletui suggest --input-file flows.json --cluster snapshot/ -o script > fixes.sh
       DRY_RUN=server bash fixes.sh
+      hubbletui suggest --input-file flows.json --cluster snapshot/ --out-dir overlay/ --kustomize
       hubbletui suggest --input-file flows.json --cluster snapshot/ --out-dir fixes/
 
     Exit codes: 0 fixes suggested, 3 nothing to fix, 1 errors, 4 unreachable.
@@ -58,6 +64,8 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
     from hubbletui.render.fixes_out import render, say_not_applyable, say_unfixed, write_out_dir
 
     require_one_source(input_file, server)
+    if kustomize and out_dir is None:
+        raise click.UsageError("--kustomize writes an overlay folder: give it with --out-dir DIR")
     if input_file is None and server is None:
         if sys.stdin.isatty():
             raise click.UsageError("give the flows: --input-file FILE (or -) or --server ADDRESS")
@@ -68,7 +76,12 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
     events = _events(input_file, server, query, kwargs)
     groups, other = suggest_groups(engine, events, fmt, top)
     say_unfixed(groups, other)
-    if out_dir is not None:
+    if out_dir is not None and kustomize:
+        from hubbletui.render.fixes_kustomize import write_kustomize
+
+        for path in write_kustomize(groups, out_dir, state):
+            click.echo(str(path))
+    elif out_dir is not None:
         for path in write_out_dir(groups, out_dir):
             click.echo(str(path))
     else:
