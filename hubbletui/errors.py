@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # wrong flags or arguments (click's own convention)
     NOTHING_TO_FIX = 3  # suggest/explain: the input held no drop to act on
     UNREACHABLE = 4  # the Hubble server or the Kubernetes API could not be reached
+    BREAKS = 5  # verify: the change would deny a connection the recording shows working
     INTERRUPTED = 130  # Ctrl-C
 
 
