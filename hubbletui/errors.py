@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     NOTHING_TO_FIX = 3  # suggest/explain: the input held no drop to act on
     UNREACHABLE = 4  # the Hubble server or the Kubernetes API could not be reached
     INCOMPLETE = 5  # trace/explain/suggest answered, but from a cluster state that lacks what answers depend on
+    BREAKS = 6  # verify: the change would deny a connection the recording shows working
     INTERRUPTED = 130  # Ctrl-C
 
 

@@ -27,6 +27,7 @@ COMMANDS = {
     "explain": "hubbletui.cli.explain:explain",
     "suggest": "hubbletui.cli.suggest:suggest",
     "snapshot": "hubbletui.cli.snapshot:snapshot",
+    "verify": "hubbletui.cli.verify:verify",
 }
 DEFAULT_COMMAND = "tui"
 
@@ -41,6 +42,7 @@ SHORT_HELP = {
     "explain": "Explain every dropped flow of a recording against the cluster's policies.",
     "suggest": "Suggest the smallest checked fix for every group of dropped flows.",
     "snapshot": "Write the cluster's policy-relevant objects to a folder for offline use.",
+    "verify": "Would a policy change break recorded traffic? Replays it before and after (a CI gate).",
 }
 
 

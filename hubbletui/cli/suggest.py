@@ -25,30 +25,47 @@ DEFAULT_TOP = 3
               help="What new policies are: cilium (CiliumNetworkPolicy; the default), k8s (NetworkPolicy; the "
                    "default when the cluster has only NetworkPolicies), istio (only AuthorizationPolicy fixes), "
                    "all (both policy kinds).")
-@click.option("-o", "--output", type=click.Choice(["yaml", "json", "md"]), default="yaml", show_default=True,
-              help="yaml for `kubectl apply -f -`, json for programs, md for people.")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json", "md", "script"]), default="yaml",
+              show_default=True,
+              help="yaml for `kubectl apply -f -` (new objects only: a fix that patches an existing object is a "
+                   "comment there, and its `kubectl patch` command is printed on stderr), script for a bash script "
+                   "of `kubectl apply`/`kubectl patch` commands that applies every best fix, json for programs, "
+                   "md for people.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write one YAML file per fix and an index.md there (atomically; -o is then not used); stdout "
                    "lists the files written.")
+@click.option("--kustomize", is_flag=True, default=False,
+              help="With --out-dir: write a kustomize overlay instead (new policies as resources, label changes "
+                   "and rule patches as strategic-merge/JSON 6902 patches on the objects they change, and a "
+                   "kustomization.yaml); `kubectl kustomize DIR` prints the result, `kubectl apply -k DIR` "
+                   "applies it.")
 @click.option("--top", type=click.IntRange(min=1), default=DEFAULT_TOP, show_default=True, metavar="N",
               help="At most N fixes per group, best first.")
-def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
+def suggest(input_file, server, fmt, output, out_dir, kustomize, top, **kwargs) -> int:
     """Suggest the smallest checked fix for every group of dropped flows.
 
     Every fix is applied to a copy of the cluster state first: the group's drops must become allowed and every
     forwarded flow of the input must stay allowed; what else it newly allows (its blast radius) is counted, and
-    fixes are ranked by it. In YAML, the best fix of each group is live and the alternatives are commented out.
+    fixes are ranked by it. In YAML, the best fix of each group is live when it is a new object and the
+    alternatives are commented out; a best fix that patches an existing object (a label change, a rule added to
+    a policy) cannot be applied by `kubectl apply`, and is reported on stderr with its `kubectl patch` command.
+    `-o script` applies both kinds.
 
     \b
       hubbletui suggest --input-file flows.json --cluster snapshot/ | kubectl apply -f -
+      hubbletui suggest --input-file flows.json --cluster snapshot/ -o script > fixes.sh
+      DRY_RUN=server bash fixes.sh
+      hubbletui suggest --input-file flows.json --cluster snapshot/ --out-dir overlay/ --kustomize
       hubbletui suggest --input-file flows.json --cluster snapshot/ --out-dir fixes/
 
     Exit codes: 0 fixes suggested, 3 nothing to fix, 1 errors, 4 unreachable.
     """
     from hubbletui.suggest.fixes import default_format, suggest_groups
-    from hubbletui.render.fixes_out import render, say_unfixed, write_out_dir
+    from hubbletui.render.fixes_out import render, say_not_applyable, say_unfixed, write_out_dir
 
     require_one_source(input_file, server)
+    if kustomize and out_dir is None:
+        raise click.UsageError("--kustomize writes an overlay folder: give it with --out-dir DIR")
     if input_file is None and server is None:
         if sys.stdin.isatty():
             raise click.UsageError("give the flows: --input-file FILE (or -) or --server ADDRESS")
@@ -59,10 +76,17 @@ def suggest(input_file, server, fmt, output, out_dir, top, **kwargs) -> int:
     events = _events(input_file, server, query, kwargs)
     groups, other = suggest_groups(engine, events, fmt, top)
     say_unfixed(groups, other)
-    if out_dir is not None:
+    if out_dir is not None and kustomize:
+        from hubbletui.render.fixes_kustomize import write_kustomize
+
+        for path in write_kustomize(groups, out_dir, state):
+            click.echo(str(path))
+    elif out_dir is not None:
         for path in write_out_dir(groups, out_dir):
             click.echo(str(path))
     else:
+        if output == "yaml":
+            say_not_applyable(groups)
         sys.stdout.buffer.write(render(groups, output, fmt or default_format(engine), other))
         sys.stdout.flush()
     return ExitCode.OK if any(g.suggestions for g in groups) else ExitCode.NOTHING_TO_FIX

@@ -15,6 +15,7 @@ from hubbletui.files import write_atomic
 from hubbletui.render.fixes_json import render_json
 from hubbletui.render.fixes_md import render_md
 from hubbletui.render.fixes_md import text as md_text
+from hubbletui.render.fixes_script import render_script
 from hubbletui.render.fixes_yaml import render_one, render_yaml
 from hubbletui.untrusted import printable
 from hubbletui.diagnose.groups import DropGroup
@@ -44,6 +45,8 @@ def render(groups: list[GroupFixes], output: str, fmt: str, other_drops: int = 0
         return render_json(groups, fmt, other_drops)
     if output == "md":
         return render_md(groups, other_drops).encode("utf-8")
+    if output == "script":
+        return render_script(groups).encode("utf-8")
     return render_yaml(groups).encode("utf-8")
 
 
@@ -86,6 +89,20 @@ def say_unfixed(groups: list[GroupFixes], other_drops: int) -> None:
     if other_drops:
         print(f"hubbletui: {other_drops} drop(s) had reasons no policy change fixes (see `hubbletui explain`)",
               file=sys.stderr)
+
+
+def say_not_applyable(groups: list[GroupFixes]) -> None:
+    """Talk for stderr with `-o yaml`: a best fix that patches an existing object (a label change, a rule added
+    to a policy) is not an object `kubectl apply -f -` can take, so its YAML carries it only as a comment; say so,
+    with the command and the forms that apply it."""
+    for group in groups:
+        if not group.suggestions or not group.suggestions[0].patches:
+            continue
+        best = group.suggestions[0]
+        print(f"hubbletui: the fix for {printable(group.case.fixes_text)} is a patch ({best.kind}), not applied by "
+              f"`kubectl apply -f -`; run it, or use `-o script` or `--out-dir DIR`:", file=sys.stderr)
+        for patch in best.patches:
+            print(f"  {printable(patch.command())}", file=sys.stderr)
 
 
 def print_fixes(recording, cluster, cluster_name: str = "default") -> int:

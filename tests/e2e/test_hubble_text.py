@@ -14,7 +14,7 @@ import pytest
 from hubbletui.flows.recording import event_to_dict, read_events
 from hubbletui.render.hubble_text import HubblePrinter, format_timestamp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 HUBBLE = SHARED / "hubble" / "hubble"
 SAMPLES = sorted((SHARED / "samples" / "flows").glob("*")) if (SHARED / "samples").is_dir() else []

@@ -1,0 +1,134 @@
+"""`hubbletui verify`: would a proposed policy change break traffic that works today? A gate for CI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+import yaml
+
+from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
+from hubbletui.errors import ExitCode, HubbleTuiError
+from hubbletui.untrusted import printable
+
+
+def _change_objects(paths: tuple[str, ...]) -> list[dict]:
+    """The objects of every YAML file given (folders: their *.yaml and *.yml, sorted); `List`s are unpacked."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise HubbleTuiError(f"--change {raw}: no such file or folder")
+    out = []
+    for f in files:
+        try:
+            docs = list(yaml.safe_load_all(f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise HubbleTuiError(f"--change {f}: not readable YAML ({str(exc).splitlines()[0]})") from None
+        for doc in docs:
+            items = doc.get("items", []) if isinstance(doc, dict) and doc.get("kind", "").endswith("List") else [doc]
+            for obj in items:
+                if obj is None:
+                    continue
+                if not isinstance(obj, dict) or not obj.get("kind") or not isinstance(obj.get("metadata"), dict):
+                    raise HubbleTuiError(f"--change {f}: a document is not a Kubernetes object (kind, metadata)")
+                out.append(obj)
+    return out
+
+
+def _deletion(text: str) -> tuple[str, str, str]:
+    parts = text.split("/")
+    if len(parts) == 2:
+        return parts[0], "", parts[1]
+    if len(parts) == 3 and all(parts[::2]):
+        return parts[0], parts[1], parts[2]
+    raise click.BadParameter(f"{text!r}: give KIND/NAMESPACE/NAME (or KIND/NAME when cluster-scoped)",
+                             param_hint="--delete")
+
+
+def _text(result) -> str:
+    lines = []
+    for o in result.breaks:
+        lines.append(f"BREAKS  {printable(o.text)}: {printable(o.why)}")  # names come from the recording
+    for o in result.fixes:
+        lines.append(f"FIXES   {printable(o.text)}")
+    lines.append(f"{len(result.breaks)} would break, {len(result.fixes)} fixed, {len(result.kept)} unchanged"
+                 + (f"; {result.connections_over_cap} connections over the cap not replayed"
+                    if result.connections_over_cap else ""))
+    return "\n".join(lines)
+
+
+def _md(result) -> str:
+    from hubbletui.render.markdown import md_text as escape
+
+    head = "## hubbletui verify: " + ("nothing breaks" if result.ok else f"{len(result.breaks)} connection(s) break")
+    lines = [head, ""]
+    if result.breaks:
+        lines += ["| breaks | why |", "|---|---|"] + [f"| {escape(o.text)} | {escape(o.why)} |" for o in result.breaks]
+        lines.append("")
+    if result.fixes:
+        lines += ["| fixes | dropped flows |", "|---|---|"] + [f"| {escape(o.text)} | {o.flows} |" for o in result.fixes]
+        lines.append("")
+    lines.append(f"{len(result.kept)} recorded connection(s) unchanged.")
+    return "\n".join(lines)
+
+
+def _junit(result) -> bytes:
+    from xml.etree import ElementTree as ET
+
+    cases = [(o, "break") for o in result.breaks] + [(o, "") for o in result.fixes + result.kept]
+    suite = ET.Element("testsuite", name="hubbletui verify", tests=str(len(cases)), failures=str(len(result.breaks)))
+    for outcome, kind in cases:
+        case = ET.SubElement(suite, "testcase", classname="recorded-connections", name=outcome.text)
+        if kind:
+            ET.SubElement(case, "failure", message=f"would break: {outcome.why}").text = outcome.why
+        elif outcome.before != outcome.after:
+            ET.SubElement(case, "system-out").text = f"fixed: {outcome.before} before, {outcome.after} after"
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--input-file", required=True, metavar="FILE", help="A jsonpb recording (.gz ok; - reads stdin).")
+@cluster_options
+@engine_options
+@click.option("--change", "changes", multiple=True, metavar="PATH",
+              help="YAML files or folders of new or modified objects (repeatable).")
+@click.option("--delete", "deletes", multiple=True, metavar="KIND/NS/NAME", help="An object removed (repeatable).")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "md", "junit"]), default="text",
+              show_default=True, help="text for people, json for programs, md for a pull-request comment, junit "
+                                      "for CI (each recorded connection a test case).")
+def verify(input_file, changes, deletes, output, **kwargs) -> int:
+    """Replay every recorded connection against the cluster before and after a proposed change.
+
+    Reports the working connections the change would deny (it breaks them) and the recorded drops it allows
+    (it fixes them). Nothing is sent to any cluster.
+
+    \b
+      hubbletui verify --input-file flows.json --cluster snapshot/ --change policies/ -o junit > verify.xml
+
+    Exit codes: 0 nothing breaks, 6 something would break, 1 errors, 2 usage.
+    """
+    from hubbletui.suggest.verify import verify as run_verify
+    from hubbletui.flows.recording import read_events
+
+    if not changes and not deletes:
+        raise click.UsageError("give the change: --change PATH and/or --delete KIND/NS/NAME")
+    removed = [_deletion(d) for d in deletes]
+    upserts = _change_objects(changes)
+    state = load_cluster(kwargs)
+    engine = build_engine(kwargs, state)
+    result = run_verify(engine, read_events(input_file), upserts, removed)
+    if output == "json":
+        sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    elif output == "junit":
+        sys.stdout.buffer.write(_junit(result))
+    else:
+        click.echo(_md(result) if output == "md" else _text(result))
+    sys.stdout.flush()
+    return ExitCode.OK if result.ok else ExitCode.BREAKS
