@@ -32,8 +32,11 @@ def commands() -> list[list[str]]:
 
 
 def with_demo_files(args: list[str], tmp_path) -> list[str]:
+    fixes = tmp_path / "fixes.yaml"  # what the README's `suggest ... > fixes.yaml` wrote
+    fixes.write_bytes(run_cli("demo", "--print-fixes").stdout)
     swap = {"flows.json": str(demo.recording_path()), "snapshot/": str(demo.cluster_path()),
-            "fixes/": str(tmp_path / "fixes")}
+            "fixes/": str(tmp_path / "fixes"), "fixes.yaml": str(fixes),
+            "KIND/NS/NAME": "CiliumNetworkPolicy/database/default-deny"}
     return [swap.get(a, a) for a in args]
 
 
