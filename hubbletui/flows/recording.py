@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
 import orjson
-from google.protobuf import json_format
-
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.decode import DecodeError, event_from_line, raw_json, raw_message
+from hubbletui.flows.jsonpb import message_to_dict
 from hubbletui.flows.model import Event
 
 MAX_LINE_BYTES = 1 << 20  # a Hubble flow is a few KiB; a longer line is not one
@@ -132,7 +131,7 @@ def event_to_dict(event: Event) -> dict:
     obj = raw_json(event)
     if obj is not None:
         return obj
-    return json_format.MessageToDict(raw_message(event), preserving_proto_field_name=True)
+    return message_to_dict(raw_message(event))
 
 
 def event_to_jsonpb(event: Event) -> bytes:
