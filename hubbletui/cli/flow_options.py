@@ -92,6 +92,9 @@ def server_options(func: Callable) -> Callable:
         click.option("--tls-client-key-file", type=click.Path(dir_okay=False), help="client key (mTLS)"),
         click.option("--tls-server-name", help="server name to verify, e.g. instance.hubble-relay.cilium.io"),
         click.option("--timeout", type=float, default=5.0, show_default=True, help="dial timeout in seconds"),
+        click.option("--stall-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+                     show_default=True,
+                     help="without --follow: give up when the server sends nothing for this many seconds"),
     ]
     for opt in reversed(opts):
         func = opt(func)

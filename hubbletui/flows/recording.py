@@ -10,15 +10,15 @@ import gzip
 import io
 import os
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
 import orjson
-from google.protobuf import json_format
-
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.decode import DecodeError, event_from_line, raw_json, raw_message
+from hubbletui.flows.jsonpb import message_to_dict
 from hubbletui.flows.model import Event
 
 MAX_LINE_BYTES = 1 << 20  # a Hubble flow is a few KiB; a longer line is not one
@@ -31,6 +31,7 @@ class ReadStats:
     events: int = 0
     malformed: int = 0
     errors: list[str] = field(default_factory=list)
+    truncated: str = ""  # why reading stopped early (a damaged .gz), or ""
 
 
 def _stderr_reporter(message: str) -> None:
@@ -78,15 +79,32 @@ class RecordingReader:
         elif self.stats.malformed == MAX_REPORTED_ERRORS + 1:
             self._report(f"{self.name}: more malformed lines; only their count is reported from here on")
 
+    def _lines(self, stream: BinaryIO) -> Iterator[tuple[bytes, bool]]:
+        """(line, whole) pairs; a line longer than MAX_LINE_BYTES comes as its first part with whole=False and
+        the rest is skipped unread into memory (``/dev/zero`` or a file without newlines stays bounded)."""
+        readline = stream.readline
+        while True:
+            line = readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+                yield line, True
+                continue
+            yield line, False
+            while line and not line.endswith(b"\n"):
+                line = readline(1 << 16)
+
     def __iter__(self) -> Iterator[Event]:
         stream = self._open()
         stats = self.stats
         lineno = 0
         try:
-            for line in stream:
+            for line, whole in self._lines(stream):
                 lineno += 1
-                if len(line) > MAX_LINE_BYTES:
-                    self._bad(lineno, f"{len(line):,} bytes, longer than any Hubble event")
+                if not whole or len(line) > MAX_LINE_BYTES:
+                    if b"\x00" in line and stats.events == 0 and lineno <= 2:
+                        raise HubbleTuiError(f"{self.name}: binary data, not a jsonpb recording")
+                    self._bad(lineno, f"over {MAX_LINE_BYTES:,} bytes, longer than any Hubble event")
                     continue
                 if not line.strip():
                     continue
@@ -97,22 +115,29 @@ class RecordingReader:
                     continue
                 stats.lines += 1
                 try:
-                    event = event_from_line(line.rstrip(b"\r\n"))
+                    event = event_from_line(line)
                 except orjson.JSONDecodeError as exc:
                     self._bad(lineno, f"not JSON ({exc.args[0] if exc.args else exc})")
                     continue
-                except (DecodeError, ValueError, OverflowError) as exc:
-                    self._bad(lineno, str(exc))
+                except (DecodeError, ValueError, OverflowError, RecursionError) as exc:
+                    self._bad(lineno, str(exc) or type(exc).__name__)
                     continue
                 if event is not None:
                     stats.events += 1
                     yield event
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            # a damaged or cut-off .gz: what came before stays read; say where reading stopped and why
+            what = "the compressed data ends early (truncated .gz?)" if isinstance(exc, EOFError) else \
+                f"corrupt compressed data ({exc})"
+            self.stats.malformed += 1
+            self.stats.truncated = f"{self.name}:{lineno + 1}: {what}; {stats.events} events read before it"
+            self._report(self.stats.truncated)
+        except OSError as exc:
             raise HubbleTuiError(f"{self.name}:{lineno + 1}: cannot read: {exc}") from None
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
-        if lineno == 0:
+        if lineno == 0 and not stats.truncated:
             self._report(f"{self.name}: empty recording, no flows")
         elif stats.malformed > MAX_REPORTED_ERRORS:
             self._report(f"{self.name}: {stats.malformed} malformed lines skipped in all")
@@ -132,7 +157,7 @@ def event_to_dict(event: Event) -> dict:
     obj = raw_json(event)
     if obj is not None:
         return obj
-    return json_format.MessageToDict(raw_message(event), preserving_proto_field_name=True)
+    return message_to_dict(raw_message(event))
 
 
 def event_to_jsonpb(event: Event) -> bytes:

@@ -39,7 +39,9 @@ class SourceStats:
     lost_events: int = 0  # events Hubble reported lost (sum of num_events_lost)
     duplicates_dropped: int = 0  # overlap removed after a resume
     reconnects: int = 0
-    malformed: int = 0
+    malformed: int = 0  # messages that are not well-formed flows (oversized ones included), skipped
+    oversized: int = 0  # of those, messages over the size limit
+    first_malformed: str = ""  # why the first one was refused, for a report
     unavailable_nodes: set[str] = field(default_factory=set)
 
 

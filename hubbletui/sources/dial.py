@@ -18,6 +18,7 @@ from hubbletui.errors import HubbleTuiError, UnreachableError
 from hubbletui.untrusted import printable
 
 DEFAULT_SERVER = "localhost:4245"
+MAX_RECEIVE_BYTES = 256 << 20
 
 # Keepalive: an idle stream (no flow matches for minutes) must not be a dead one we wait on forever. A ping
 # every 60 s with no data, answered within 20 s, or the connection is declared broken and we reconnect.
@@ -29,6 +30,10 @@ CHANNEL_OPTIONS = (
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.primary_user_agent", f"hubbletui/{__version__}"),
+    # gRPC's default of 4 MiB ends the stream at the first bigger flow (a huge L7 header set, say), and a
+    # resume would meet it again forever. Messages up to this size arrive and are judged by the client
+    # (MAX_FLOW_BYTES in grpc_client.py: skipped and counted); only beyond it does the stream break.
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
 )
 
 

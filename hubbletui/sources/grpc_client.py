@@ -40,6 +40,8 @@ SERVER_STATUS = "/observer.Observer/ServerStatus"
 GET_NODES = "/observer.Observer/GetNodes"
 ALL_FLOWS = 2**64 - 1  # what `hubble observe --all` asks for
 UNARY_TIMEOUT = 12.0  # the hubble CLI's request timeout
+MAX_FLOW_BYTES = 16 << 20  # a Hubble flow is a few KiB; a message over this is skipped and counted
+STALL_TIMEOUT = 30.0  # one-shot requests: seconds without a message before the server is taken as stalled
 
 # What compact and table output show, plus every field a client-side filter check reads (see flows/filters.py)
 # and the uuid that identifies a flow on resume. Full flows are several times larger: policies, ethernet,
@@ -104,8 +106,11 @@ class GrpcSource:
     """
 
     def __init__(self, dial_options: DialOptions, query: FlowQuery | None = None, *,
-                 retry: RetryPolicy = RetryPolicy(), fail_fast: bool = False, rng: random.Random | None = None):
+                 retry: RetryPolicy = RetryPolicy(), fail_fast: bool = False, rng: random.Random | None = None,
+                 stall_timeout: float | None = STALL_TIMEOUT):
         self.dial = dial_options
+        # only a one-shot request can stall: a follow stream may be quiet for hours (keepalive finds dead ones)
+        self.stall_timeout = stall_timeout
         self.query = query or FlowQuery(follow=True)
         self.retry = retry
         self.fail_fast = fail_fast
@@ -117,6 +122,7 @@ class GrpcSource:
         self._sent = 0  # flows the server sent (after removing repeats), for resuming a `first N` request
         self._channel: grpc.aio.Channel | None = None
         self._resumed_at: int | None = None
+        self._received = [0, False]  # [messages received, handed to the consumer], read by the stall watch
         try:
             self._verify: Callable[[Flow], bool] | None = flow_matcher(self.query)
         except FilterError:
@@ -161,6 +167,8 @@ class GrpcSource:
         address = self.dial.address.text
         failures = 0
         connected_once = False
+        exhausted_at = None
+        watch = None
         while True:
             yield SourceState(CONNECTING, address, reconnects=stats.reconnects)
             reason = ""
@@ -177,12 +185,20 @@ class GrpcSource:
                 detail = f"{address}, resumed at {format_rfc3339_ns(resumed)}" if resumed is not None else address
                 yield SourceState(STREAMING, detail, reconnects=stats.reconnects)
                 boundary = tracker.boundary_ns
+                watch = self._watch_stall(call) if self.stall_timeout and not self.query.follow else None
+                received = self._received
                 async for data in call:
+                    received[0] += 1
                     failures = 0  # only a stream that delivers resets the backoff, not a mere connection
+                    if len(data) > MAX_FLOW_BYTES:
+                        stats.oversized += 1
+                        self._malformed(f"a message of {len(data):,} bytes, over the {MAX_FLOW_BYTES >> 20} MiB "
+                                        "a flow may take")
+                        continue
                     try:
                         event = event_from_bytes(data)
-                    except (DecodeError, ValueError, TypeError):
-                        stats.malformed += 1
+                    except (DecodeError, ValueError, TypeError, OverflowError) as exc:
+                        self._malformed(str(exc))
                         continue
                     if type(event) is Flow:
                         if event.time_ns <= boundary and tracker.is_repeat(event):
@@ -197,7 +213,11 @@ class GrpcSource:
                         continue
                     else:
                         tally(stats, event)
+                    received[1] = True  # the consumer has it: time spent there is not the server's stall
                     yield event
+                    received[1] = False
+                if watch is not None and watch.stalled:
+                    raise _Stalled()
                 if not self.query.follow or self.query.until_ns is not None:
                     # a follow request with `until` ends when the server has passed that time
                     yield SourceState(ENDED, f"{stats.flows} flows", reconnects=stats.reconnects)
@@ -209,8 +229,29 @@ class GrpcSource:
                     self.failure = dial.unreachable(self.dial, reason)
                     yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
                     return
-            except grpc.aio.AioRpcError as exc:
+            except (_Stalled, asyncio.CancelledError, grpc.aio.AioRpcError) as exc:
+                if watch is None or not watch.stalled:
+                    if not isinstance(exc, grpc.aio.AioRpcError):
+                        raise
+                else:
+                    # the watch cancelled the call: a one-shot request gets no answer, and waiting longer
+                    # (or asking again) would leave a script hanging
+                    self.failure = HubbleTuiError(
+                        f"{address} sent nothing for {self.stall_timeout:g} s: the server stalled "
+                        f"(after {stats.flows} flows; --stall-timeout sets how long to wait)")
+                    yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
+                    return
                 reason = f"{exc.code().name}: {printable(exc.details() or '')}".rstrip(": ")
+                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # a message over MAX_RECEIVE_BYTES: resuming meets it again, so once is a retry, twice
+                    # at the same point (nothing delivered in between) is the end
+                    point = (self._resumed_at, self._sent)
+                    if exhausted_at == point:
+                        self.failure = HubbleTuiError(
+                            f"{address}: {reason}; it came again on resuming, so the stream cannot get past it")
+                        yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
+                        return
+                    exhausted_at = (tracker.newest_ns, self._sent)
                 if exc.code() not in RETRYABLE:
                     what = ("does not serve Hubble's Observer API" if exc.code() == grpc.StatusCode.UNIMPLEMENTED
                             else "refused the request")
@@ -218,6 +259,9 @@ class GrpcSource:
                     yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
                     return
             finally:
+                if watch is not None:
+                    watch.stop()
+                    watch = None
                 await self._close_channel()
             failures += 1
             if self.retry.max_attempts is not None and failures > self.retry.max_attempts:
@@ -229,6 +273,15 @@ class GrpcSource:
             yield SourceState(RETRYING, f"retrying in {delay:.1f} s: {reason}", retry_in=delay,
                               reconnects=stats.reconnects)
             await asyncio.sleep(delay)
+
+    def _malformed(self, why: str) -> None:
+        stats = self.stats
+        stats.malformed += 1
+        if not stats.first_malformed:
+            stats.first_malformed = printable(why)
+
+    def _watch_stall(self, call) -> _StallWatch:
+        return _StallWatch(call, self._received, self.stall_timeout)
 
     async def _close_channel(self) -> None:
         channel, self._channel = self._channel, None
@@ -271,6 +324,37 @@ class GrpcSource:
                          n.uptime_ns, n.num_flows, n.max_flows, n.seen_flows) for n in r.nodes]
 
 
+class _Stalled(Exception):
+    pass
+
+
+class _StallWatch:
+    """Cancels ``call`` when no message arrived for ``timeout`` seconds; costs nothing per message beyond the
+    counter the stream loop bumps anyway."""
+
+    def __init__(self, call, counter: list, timeout: float):
+        self.stalled = False
+        self._call, self._counter, self._timeout = call, counter, timeout
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        seen = -1
+        step = min(self._timeout, 1.0)
+        idle = 0.0
+        while True:
+            await asyncio.sleep(step)
+            now = self._counter[0]
+            idle = idle + step if now == seen and not self._counter[1] else 0.0
+            seen = now
+            if idle >= self._timeout:
+                self.stalled = True
+                self._call.cancel()
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
 def _serialize(message) -> bytes:
     return message.SerializeToString()
 
@@ -291,8 +375,10 @@ def cli_source(kwargs: dict, server: str | None, query: FlowQuery) -> GrpcSource
     with a line on stderr per retry: a follow stream for as long as it takes, a one-shot request a few
     times rather than leaving a script hanging.
     """
+    stall = kwargs.pop("stall_timeout", None) or STALL_TIMEOUT
     options = DialOptions.from_cli(server, kwargs)
-    source = GrpcSource(options, query, fail_fast=True, retry=RetryPolicy(max_attempts=None if query.follow else 5))
+    source = GrpcSource(options, query, fail_fast=True, retry=RetryPolicy(max_attempts=None if query.follow else 5),
+                        stall_timeout=stall)
     if options.allow_insecure:
         _say(f"--tls-allow-insecure: the certificate of {options.address.text} is trusted without verification")
     return source
@@ -301,7 +387,14 @@ def cli_source(kwargs: dict, server: str | None, query: FlowQuery) -> GrpcSource
 def blocking_events(source: GrpcSource) -> Iterator[Event]:
     from hubbletui.sources.blocking import iterate_blocking
 
-    return iterate_blocking(source, _cli_state_reporter(source))
+    try:
+        yield from iterate_blocking(source, _cli_state_reporter(source))
+    finally:
+        stats = source.stats
+        if stats.malformed:
+            big = f", {stats.oversized} of them over {MAX_FLOW_BYTES >> 20} MiB" if stats.oversized else ""
+            _say(f"{source.dial.address.text}: {stats.malformed} malformed messages skipped{big} "
+                 f"(the first: {stats.first_malformed})")
 
 
 def _cli_state_reporter(source: GrpcSource) -> Callable[[SourceState], None]:
