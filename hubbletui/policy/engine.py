@@ -39,6 +39,7 @@ from hubbletui.policy.labels import (
     parse_hubble_labels,
 )
 from hubbletui.policy.ports import ALL_PORTS, PortSet, normalise_protocol
+from hubbletui.policy.records import Hit, NearRule
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult, TraceResult
 from hubbletui.policy.rules import (
     ALLOW,
@@ -728,7 +729,7 @@ class PolicyEngine:
 
     def nearest_rules(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject, port: int,
                       proto: str, limit: int = NEAREST_LIMIT, candidates: Iterable[Rule] | None = None
-                      ) -> list[dict]:
+                      ) -> list[NearRule]:
         """Allow rules closest to admitting the connection, each with what it lacks: on the peer (a label, the
         namespace), the port, or the selected side itself (a rule that admits the peer but selects other pods).
         ``candidates`` defaults to every rule that could select ``enforcer`` (its namespace's and unpinned)."""
@@ -745,11 +746,9 @@ class PolicyEngine:
         out = []
         for distance, _, rule in heapq.nsmallest(limit, scored, key=lambda item: (item[0], item[1])):
             selects = rule.selects(enforcer)
-            lacks = [] if selects else [{"side": "subject", **req.describe()}
-                                        for req in rule.subject.missing(enforcer.labels)]
+            lacks = [] if selects else [req.lack("subject") for req in rule.subject.missing(enforcer.labels)]
             lacks += rule.peer_lacks(peer) + rule.port_lacks(port, proto, named)
-            out.append({**_hit(rule), "selects_endpoint": selects, "distance": distance, "lacks": lacks,
-                        "peers": rule.peers_text(), "ports": rule.ports_text()})
+            out.append(NearRule(_hit(rule), tuple(lacks), rule.peers_text(), rule.ports_text(), selects, distance))
         return out
 
     # connection sets (graph queries, blast radius) --------------------------------------------------
@@ -851,12 +850,8 @@ def _policy_refs(rules: Iterable[Rule]) -> list[str]:
     return list(seen)
 
 
-def _hit(rule: Rule, l7: tuple[str, ...] = ()) -> dict:
-    out = {"ref": rule.policy.ref, "policy": rule.policy.to_dict(), "path": rule.path,
-           "direction": rule.direction, "action": rule.action}
-    if l7:
-        out["l7"] = list(l7)
-    return out
+def _hit(rule: Rule, l7: tuple[str, ...] = ()) -> Hit:
+    return Hit(rule.policy.ref, rule.path, rule.action, rule.policy, rule.direction, tuple(l7))
 
 
 def _port_text(port: int, proto: str) -> str:

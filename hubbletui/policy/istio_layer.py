@@ -14,6 +14,7 @@ from hubbletui.policy import istio
 from hubbletui.policy.inventory import pod_template
 from hubbletui.policy.istio_capture import uncaptured_reason
 from hubbletui.policy.labels import NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
+from hubbletui.policy.records import Hit, Lack, NearRule
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult
 from hubbletui.policy.selectors import match_labels_selector
 from hubbletui.policy.subjects import Subject
@@ -105,11 +106,11 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
                                     principal, src.namespace if principal else None, port, is_http,
                                     source_ip=src.ip or None)
     detail["decision"] = decision.to_dict()
-    matched = [{"ref": f"AuthorizationPolicy/{decision.matched[0]}", "path": f"spec.rules[{decision.matched[1]}]",
-                "action": decision.action}] if decision.matched else []
-    nearest = [{"ref": f"AuthorizationPolicy/{m.policy}", "path": f"spec.rules[{m.rule_index}]",
-                "lacks": [{"side": "peer", "what": f, "text": t} for f, t in zip(m.fields, m.lacks, strict=True)],
-                "peers": "", "ports": ""} for m in decision.nearest]
+    matched = [Hit(f"AuthorizationPolicy/{decision.matched[0]}", f"spec.rules[{decision.matched[1]}]",
+                   decision.action)] if decision.matched else []
+    nearest = [NearRule(Hit(f"AuthorizationPolicy/{m.policy}", f"spec.rules[{m.rule_index}]"),
+                        tuple(Lack("peer", f, t) for f, t in zip(m.fields, m.lacks, strict=True)))
+               for m in decision.nearest]
     notes = [f"AuthorizationPolicy/{istio.policy_ref(obj)} is rejected by Istio ({why}): it is not applied"
              for obj, why in refused if istio.policy_applies(obj, root, dst.namespace, labels)]
     notes += list(decision.notes)
@@ -131,7 +132,7 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
                        isolated_by=[f"AuthorizationPolicy/{r}" for r in decision.applicable_allow],
                        allowed_by=matched if decision.allowed else [],
                        denied_by=matched if not decision.allowed else [], nearest=nearest, notes=notes,
-                       detail=detail, conditions=conditions if decision.allowed else [])
+                       detail=detail, conditions=conditions if decision.allowed else [], decision=decision)
 
 
 def port_protocol(engine: PolicyEngine, dst: Subject, port: int) -> tuple[bool, str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hubbletui.policy.istio import IstioDecision
+from hubbletui.policy.records import Hit, NearRule
 from hubbletui.policy.subjects import Subject
 
 ALLOWED, DENIED = "allowed", "denied"
@@ -26,19 +28,21 @@ class LayerResult:
     drop_reason: str = ""  # what Hubble would report: POLICY_DENIED (133) or POLICY_DENY (181)
     isolated_by: list[str] = field(default_factory=list)  # policy refs whose rules put this side in default deny
     selected_by: list[str] = field(default_factory=list)  # every policy with a rule for this side and direction
-    allowed_by: list[dict] = field(default_factory=list)
-    denied_by: list[dict] = field(default_factory=list)
-    nearest: list[dict] = field(default_factory=list)
+    allowed_by: list[Hit] = field(default_factory=list)
+    denied_by: list[Hit] = field(default_factory=list)
+    nearest: list[NearRule] = field(default_factory=list)
     l7: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     detail: dict = field(default_factory=dict)  # layer-specific extras (Istio: mTLS mode, principal, ...)
     conditions: list[dict] = field(default_factory=list)  # {"kind": l7|fqdn|istio-custom|istio-http, "text"}
+    decision: IstioDecision | None = None  # the istio layer's AuthorizationPolicy verdict (detail has its JSON)
 
     def to_dict(self) -> dict:
         out = {"layer": self.layer, "endpoint": self.endpoint, "verdict": self.verdict, "reason": self.reason,
                "explanation": self.explanation, "drop_reason": self.drop_reason or None,
-               "isolated_by": self.isolated_by, "selected_by": self.selected_by, "allowed_by": self.allowed_by,
-               "denied_by": self.denied_by, "nearest": self.nearest, "l7": self.l7, "notes": self.notes,
+               "isolated_by": self.isolated_by, "selected_by": self.selected_by,
+               "allowed_by": [h.to_dict() for h in self.allowed_by], "denied_by": [h.to_dict() for h in self.denied_by],
+               "nearest": [n.to_dict() for n in self.nearest], "l7": self.l7, "notes": self.notes,
                "conditions": self.conditions}
         if self.detail:
             out["detail"] = self.detail
@@ -123,6 +127,6 @@ def summary_dict(result: TraceResult) -> dict:
             "explanation": result.explanation(),
             "layers": [{"layer": layer.layer, "endpoint": layer.endpoint, "verdict": layer.verdict,
                         "reason": layer.reason, "isolated_by": layer.isolated_by,
-                        "allowed_by": [f"{h['ref']} {h['path']}" for h in layer.allowed_by],
-                        "denied_by": [f"{h['ref']} {h['path']}" for h in layer.denied_by]}
+                        "allowed_by": [h.where for h in layer.allowed_by],
+                        "denied_by": [h.where for h in layer.denied_by]}
                        for layer in result.layers]}

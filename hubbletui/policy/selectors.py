@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from hubbletui.policy.records import Lack
 from hubbletui.policy.labels import (
     CLUSTER_LABEL,
     NAMESPACE_LABEL,
@@ -56,8 +57,8 @@ class Requirement:
     def label_key(self) -> str:
         return f"{self.source}:{self.key}"
 
-    def describe(self) -> dict:
-        """What a peer must carry to satisfy this requirement, in words and as data."""
+    def lack(self, side: str) -> Lack:
+        """What ``side`` (the subject or the peer) must carry to satisfy this requirement, in words and as data."""
         key, values = self.key, list(self.values)
         if key == NAMESPACE_LABEL and self.source in ("k8s", "any"):
             what, shown = "namespace", None
@@ -72,8 +73,8 @@ class Requirement:
         else:
             what, shown = "label", key
         text = _describe_text(what, shown, self.op, values)
-        return {"what": what, "key": shown if shown is not None else key, "op": self.op, "values": values,
-                "selector_key": self.label_key, "text": text}
+        return Lack(side, what, text, key=shown if shown is not None else key, op=self.op, values=self.values,
+                    selector_key=self.label_key)
 
 
 def _describe_text(what: str, key: str | None, op: str, values: list[str]) -> str:
@@ -148,7 +149,7 @@ class Selector:
 
     def describe_text(self) -> str:
         """For people: "label app=web, namespace prod"; the local-cluster requirement goes unsaid."""
-        parts = [req.describe()["text"] for req in self.requirements
+        parts = [req.lack("peer").text for req in self.requirements
                  if not (req.key == CLUSTER_LABEL and req.op == "Exists")]
         return ", ".join(parts) if parts else "every endpoint"
 
