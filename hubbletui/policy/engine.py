@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
+from hubbletui.flows.labels import LabelIndex, LabelSet, NAMESPACE_LABEL, parse_hubble_labels
 from hubbletui.cluster.model import WORKLOAD_KINDS, Change, ClusterState, object_key
 from hubbletui.errors import HubbleTuiError
 from hubbletui.policy import istio_layer
@@ -32,14 +33,10 @@ from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
 from hubbletui.policy.istio_validate import validate_authorization_policy
 from hubbletui.policy.k8s import compile_network_policy
 from hubbletui.policy.memo import Memo, change_key, subject_key
-from hubbletui.policy.labels import (
-    DEFAULT_CLUSTER,
-    NAMESPACE_LABEL,
-    LabelSet,
-    parse_hubble_labels,
-)
+from hubbletui.policy.labels import DEFAULT_CLUSTER
 from hubbletui.policy.ports import ALL_PORTS, PortSet, normalise_protocol
 from hubbletui.policy.records import Hit, NearRule
+from hubbletui.policy.selectors import requirement_lack
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult, TraceResult
 from hubbletui.policy.rules import (
     ALLOW,
@@ -50,7 +47,6 @@ from hubbletui.policy.rules import (
     PolicyKey,
     Rule,
 )
-from hubbletui.policy.selectors import LabelIndex
 from hubbletui.policy.subjects import (
     IDENTITY_NAMES,
     RESERVED_IDENTITIES,
@@ -746,7 +742,7 @@ class PolicyEngine:
         out = []
         for distance, _, rule in heapq.nsmallest(limit, scored, key=lambda item: (item[0], item[1])):
             selects = rule.selects(enforcer)
-            lacks = [] if selects else [req.lack("subject") for req in rule.subject.missing(enforcer.labels)]
+            lacks = [] if selects else [requirement_lack(req, "subject") for req in rule.subject.missing(enforcer.labels)]
             lacks += rule.peer_lacks(peer) + rule.port_lacks(port, proto, named)
             out.append(NearRule(_hit(rule), tuple(lacks), rule.peers_text(), rule.ports_text(), selects, distance))
         return out

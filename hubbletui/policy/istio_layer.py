@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hubbletui.flows.labels import LabelSet, NAMESPACE_LABEL, match_labels_selector
 from hubbletui.cluster.model import WORKLOAD_KINDS
 from hubbletui.policy import istio
 from hubbletui.policy.inventory import pod_template
 from hubbletui.policy.istio_capture import uncaptured_reason
-from hubbletui.policy.labels import NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
+from hubbletui.policy.labels import NAMESPACE_LABELS_PREFIX
 from hubbletui.policy.records import Hit, Lack, NearRule
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult
-from hubbletui.policy.selectors import match_labels_selector
 from hubbletui.policy.subjects import Subject
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hubbletui.policy.labels import LabelSet
+from hubbletui.flows.labels import LabelIndex, LabelSet, Selector
 from hubbletui.policy.ports import (
     ALL_PORTS,
     IcmpClause,
@@ -21,7 +21,7 @@ from hubbletui.policy.ports import (
     PortSet,
 )
 from hubbletui.policy.records import Lack
-from hubbletui.policy.selectors import LabelIndex, Selector
+from hubbletui.policy.selectors import requirement_lack, selector_text
 from hubbletui.policy.subjects import Subject
 
 INGRESS, EGRESS = "ingress", "egress"
@@ -79,7 +79,7 @@ class Peer:
 
     def describe(self) -> str:
         if self.kind in ("endpoints", "services"):
-            return " or ".join(s.describe_text() for s in self.selectors) or "nothing"
+            return " or ".join(selector_text(s) for s in self.selectors) or "nothing"
         if self.kind == "entities":
             return f"entity {self.entity}"
         if self.kind == "cidr":
@@ -113,7 +113,7 @@ class Peer:
             best = min(options, key=len)
             if self.kind == "entities":
                 return [Lack("peer", "entity", f"be the {self.entity} entity", key=self.entity)]
-            return [req.lack("peer") for req in best]
+            return [requirement_lack(req, "peer") for req in best]
         if self.kind == "cidr":
             if not peer.cidr_matchable:
                 return [Lack("peer", "cidr", f"be an address outside the cluster in {self.describe()} "
@@ -305,7 +305,7 @@ class Rule:
         hit = self._subject_distance.get(key)
         if hit is None:
             hit = self._subject_distance[key] = sum(
-                FAR if req.lack("subject").what == "namespace" else 1 for req in self.subject.missing(subject.labels))
+                FAR if requirement_lack(req, "subject").what == "namespace" else 1 for req in self.subject.missing(subject.labels))
         return hit
 
     def peer_distance(self, peer: Subject) -> int:
