@@ -742,7 +742,8 @@ class PolicyEngine:
         out = []
         for distance, _, rule in heapq.nsmallest(limit, scored, key=lambda item: (item[0], item[1])):
             selects = rule.selects(enforcer)
-            lacks = [] if selects else [requirement_lack(req, "subject") for req in rule.subject.missing(enforcer.labels)]
+            missing = [] if selects else rule.subject.missing(enforcer.labels)
+            lacks = [requirement_lack(req, "subject") for req in missing]
             lacks += rule.peer_lacks(peer) + rule.port_lacks(port, proto, named)
             out.append(NearRule(_hit(rule), tuple(lacks), rule.peers_text(), rule.ports_text(), selects, distance))
         return out

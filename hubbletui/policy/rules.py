@@ -305,7 +305,8 @@ class Rule:
         hit = self._subject_distance.get(key)
         if hit is None:
             hit = self._subject_distance[key] = sum(
-                FAR if requirement_lack(req, "subject").what == "namespace" else 1 for req in self.subject.missing(subject.labels))
+                FAR if requirement_lack(req, "subject").what == "namespace" else 1
+                for req in self.subject.missing(subject.labels))
         return hit
 
     def peer_distance(self, peer: Subject) -> int:
