@@ -35,7 +35,7 @@ from hubbletui.policy.k8s import compile_network_policy
 from hubbletui.policy.memo import Memo, change_key, subject_key
 from hubbletui.policy.labels import DEFAULT_CLUSTER
 from hubbletui.policy.ports import ALL_PORTS, PortSet, normalise_protocol
-from hubbletui.policy.records import Hit, NearRule
+from hubbletui.policy.records import Condition, Hit, NearRule
 from hubbletui.policy.selectors import requirement_lack
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult, TraceResult
 from hubbletui.policy.rules import (
@@ -701,14 +701,15 @@ class PolicyEngine:
                                                  if l7 else "")
             conditions = []
             if l7:
-                conditions.append({"kind": "l7", "text": "L4 is allowed; the proxy then filters each request by "
-                                   "L7 rules (" + "; ".join(l7) + ")"})
+                conditions.append(Condition("l7", "L4 is allowed; the proxy then filters each request by "
+                                            "L7 rules (" + "; ".join(l7) + ")"))
             if all(_by_fqdn_only(rule, peer) for rule, _ in hits):
                 names = sorted({f"{p.fqdn[1]}" for rule, _ in hits for p in rule.peers
                                 if p.kind == "fqdn" and p.matches(peer)})
-                conditions.append({"kind": "fqdn", "text": f"allowed only for addresses {enforcer.id} resolved for "
-                                   f"{', '.join(names)} through DNS that Cilium's DNS proxy saw (a DNS rule on its "
-                                   "egress); a pod that cannot reach DNS, or resolved elsewhere, cannot use it"})
+                conditions.append(Condition("fqdn", f"allowed only for addresses {enforcer.id} resolved for "
+                                            f"{', '.join(names)} through DNS that Cilium's DNS proxy saw (a DNS rule "
+                                            "on its egress); a pod that cannot reach DNS, or resolved elsewhere, "
+                                            "cannot use it"))
             return LayerResult(direction, enforcer.id, ALLOWED, "allowed-by-rule", text,
                                allowed_by=[_hit(r, rl7) for r, rl7 in hits], l7=l7, conditions=conditions, **base)
         nearest = self.nearest_rules(direction, enforcer, peer, dst, port, proto) if want_nearest else []

@@ -15,7 +15,7 @@ from hubbletui.policy import istio
 from hubbletui.policy.inventory import pod_template
 from hubbletui.policy.istio_capture import uncaptured_reason
 from hubbletui.policy.labels import NAMESPACE_LABELS_PREFIX
-from hubbletui.policy.records import Hit, Lack, NearRule
+from hubbletui.policy.records import Condition, Hit, Lack, NearRule
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult
 from hubbletui.policy.subjects import Subject
 
@@ -117,11 +117,11 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
     conditions = []
     if decision.conditional:
         notes.append("the verdict depends on the HTTP request (method, path, headers): see the notes above")
-        conditions.append({"kind": "istio-http", "text": "Istio's authorization depends on each HTTP request "
-                           "(method, path, headers)"})
+        conditions.append(Condition("istio-http", "Istio's authorization depends on each HTTP request "
+                                    "(method, path, headers)"))
     if decision.action == "CUSTOM":
-        conditions.append({"kind": "istio-custom", "text": "an Istio CUSTOM policy applies: the external "
-                           "authorizer decides each request"})
+        conditions.append(Condition("istio-custom", "an Istio CUSTOM policy applies: the external "
+                                    "authorizer decides each request"))
     # Envoy's RBAC filter answers HTTP with 403 "RBAC: access denied"; on TCP it just closes the connection
     refusal = "RBAC: access denied" if is_http else "connection closed (TCP RBAC)"
     reason = decision.reason

@@ -1,5 +1,6 @@
 """The records a trace answer is made of, passed from the engine to diagnose, suggest and render: a rule that
-decided (`Hit`), an allow rule that came near (`NearRule`), and one thing that rule lacks (`Lack`).
+decided (`Hit`), an allow rule that came near (`NearRule`), one thing that rule lacks (`Lack`), and what an
+allowed connection still depends on (`Condition`).
 
 They are typed so that readers name fields instead of string keys; `to_dict` is their stable JSON form (the
 key order and the keys a kind of record leaves out are part of it: `trace -o json` is read by programs).
@@ -109,4 +110,19 @@ class NearRule:
         if self.distance is not None:
             out["distance"] = self.distance
         out.update(lacks=[lack.to_dict() for lack in self.lacks], peers=self.peers, ports=self.ports)
+        return out
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What an allowed connection still depends on: kind is l7 | fqdn | istio-http | istio-custom. A trace's
+    list names the layer each came from; a layer's own list leaves it out."""
+
+    kind: str
+    text: str
+    layer: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {} if self.layer is None else {"layer": self.layer}
+        out.update(kind=self.kind, text=self.text)
         return out

@@ -61,7 +61,7 @@ def trace_lines(result: TraceResult) -> Iterator[Line]:
     """A whole trace: the verdict, then each layer, then the trace's notes."""
     yield _line(0, f"{result.src.id} -> {result.dst.id} {result.port_label}: ", (result.answer.upper(), "key"))
     for condition in result.conditions:
-        yield _line(2, (f"condition ({condition['kind']}, {condition['layer']}): ", "warn"), condition["text"])
+        yield _line(2, (f"condition ({condition.kind}, {condition.layer}): ", "warn"), condition.text)
     for layer in result.layers:
         yield from layer_lines(layer, indent=2)
     for note in result.notes:
