@@ -11,7 +11,7 @@ import yaml
 
 from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
 from hubbletui.errors import ExitCode, HubbleTuiError
-from hubbletui.untrusted import printable
+from hubbletui.render.verify_report import verify_junit, verify_markdown, verify_text
 
 
 def _change_objects(paths: tuple[str, ...]) -> list[dict]:
@@ -52,47 +52,6 @@ def _deletion(text: str) -> tuple[str, str, str]:
                              param_hint="--delete")
 
 
-def _text(result) -> str:
-    lines = []
-    for o in result.breaks:
-        lines.append(f"BREAKS  {printable(o.text)}: {printable(o.why)}")  # names come from the recording
-    for o in result.fixes:
-        lines.append(f"FIXES   {printable(o.text)}")
-    lines.append(f"{len(result.breaks)} would break, {len(result.fixes)} fixed, {len(result.kept)} unchanged"
-                 + (f"; {result.connections_over_cap} connections over the cap not replayed"
-                    if result.connections_over_cap else ""))
-    return "\n".join(lines)
-
-
-def _md(result) -> str:
-    from hubbletui.render.markdown import md_text as escape
-
-    head = "## hubbletui verify: " + ("nothing breaks" if result.ok else f"{len(result.breaks)} connection(s) break")
-    lines = [head, ""]
-    if result.breaks:
-        lines += ["| breaks | why |", "|---|---|"] + [f"| {escape(o.text)} | {escape(o.why)} |" for o in result.breaks]
-        lines.append("")
-    if result.fixes:
-        lines += ["| fixes | dropped flows |", "|---|---|"] + [f"| {escape(o.text)} | {o.flows} |" for o in result.fixes]
-        lines.append("")
-    lines.append(f"{len(result.kept)} recorded connection(s) unchanged.")
-    return "\n".join(lines)
-
-
-def _junit(result) -> bytes:
-    from xml.etree import ElementTree as ET
-
-    cases = [(o, "break") for o in result.breaks] + [(o, "") for o in result.fixes + result.kept]
-    suite = ET.Element("testsuite", name="hubbletui verify", tests=str(len(cases)), failures=str(len(result.breaks)))
-    for outcome, kind in cases:
-        case = ET.SubElement(suite, "testcase", classname="recorded-connections", name=outcome.text)
-        if kind:
-            ET.SubElement(case, "failure", message=f"would break: {outcome.why}").text = outcome.why
-        elif outcome.before != outcome.after:
-            ET.SubElement(case, "system-out").text = f"fixed: {outcome.before} before, {outcome.after} after"
-    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--input-file", required=True, metavar="FILE", help="A jsonpb recording (.gz ok; - reads stdin).")
 @cluster_options
@@ -127,8 +86,8 @@ def verify(input_file, changes, deletes, output, **kwargs) -> int:
     if output == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     elif output == "junit":
-        sys.stdout.buffer.write(_junit(result))
+        sys.stdout.buffer.write(verify_junit(result))
     else:
-        click.echo(_md(result) if output == "md" else _text(result))
+        click.echo(verify_markdown(result) if output == "md" else verify_text(result))
     sys.stdout.flush()
     return ExitCode.OK if result.ok else ExitCode.BREAKS

@@ -12,28 +12,48 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-# kind -> (apiVersion group, namespaced). Order matters only for deterministic output.
-KINDS: dict[str, tuple[str, bool]] = {
-    "Namespace": ("", False),
-    "Pod": ("", True),
-    "ServiceAccount": ("", True),
-    "Service": ("", True),
-    "EndpointSlice": ("discovery.k8s.io", True),
-    "Node": ("", False),
-    "Deployment": ("apps", True),
-    "StatefulSet": ("apps", True),
-    "DaemonSet": ("apps", True),
-    "ReplicaSet": ("apps", True),
-    "ReplicationController": ("", True),
-    "Job": ("batch", True),
-    "CronJob": ("batch", True),
-    "NetworkPolicy": ("networking.k8s.io", True),
-    "CiliumNetworkPolicy": ("cilium.io", True),
-    "CiliumClusterwideNetworkPolicy": ("cilium.io", False),
-    "CiliumCIDRGroup": ("cilium.io", False),
-    "AuthorizationPolicy": ("security.istio.io", True),
-    "PeerAuthentication": ("security.istio.io", True),
-}
+
+@dataclass(frozen=True)
+class Kind:
+    """A Kubernetes kind hubbletui reads: its API group ("" for the core group), scope and resource plural.
+    The one table of kinds; what reading them through the API takes (versions, list calls) builds on it."""
+
+    name: str
+    group: str
+    namespaced: bool
+    plural: str
+
+    @property
+    def kubectl_resource(self) -> str:
+        """How a kubectl command names it: a core kind by its name, any other as plural.group, which no custom
+        resource of the same name can shadow."""
+        return f"{self.plural}.{self.group}" if self.group else self.name.lower()
+
+
+# Order matters only for deterministic output.
+KUBE_KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("Namespace", "", False, "namespaces"),
+    Kind("Pod", "", True, "pods"),
+    Kind("ServiceAccount", "", True, "serviceaccounts"),
+    Kind("Service", "", True, "services"),
+    Kind("EndpointSlice", "discovery.k8s.io", True, "endpointslices"),
+    Kind("Node", "", False, "nodes"),
+    Kind("Deployment", "apps", True, "deployments"),
+    Kind("StatefulSet", "apps", True, "statefulsets"),
+    Kind("DaemonSet", "apps", True, "daemonsets"),
+    Kind("ReplicaSet", "apps", True, "replicasets"),
+    Kind("ReplicationController", "", True, "replicationcontrollers"),
+    Kind("Job", "batch", True, "jobs"),
+    Kind("CronJob", "batch", True, "cronjobs"),
+    Kind("NetworkPolicy", "networking.k8s.io", True, "networkpolicies"),
+    Kind("CiliumNetworkPolicy", "cilium.io", True, "ciliumnetworkpolicies"),
+    Kind("CiliumClusterwideNetworkPolicy", "cilium.io", False, "ciliumclusterwidenetworkpolicies"),
+    Kind("CiliumCIDRGroup", "cilium.io", False, "ciliumcidrgroups"),
+    Kind("AuthorizationPolicy", "security.istio.io", True, "authorizationpolicies"),
+    Kind("PeerAuthentication", "security.istio.io", True, "peerauthentications"),
+)}
+# kind -> (API group, namespaced): the short view most readers want, made from the table above
+KINDS: dict[str, tuple[str, bool]] = {name: (k.group, k.namespaced) for name, k in KUBE_KINDS.items()}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob")
 POLICY_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "AuthorizationPolicy",
                 "PeerAuthentication")

@@ -76,7 +76,7 @@ def _compare_attribution(group: DropGroup, flow: Flow, ours, reason_name: str) -
         group.notes.append("the engine finds a matching deny rule, but Hubble reports default deny "
                            "(POLICY_DENIED); the deny rule may be newer than the flow")
     named = flow.ingress_denied_by if ours.layer == "ingress" else flow.egress_denied_by
-    ours_refs = {hit["ref"] for hit in ours.denied_by}
+    ours_refs = {hit.ref for hit in ours.denied_by}
     for ref in named:
         if ref.ref not in ours_refs:
             group.notes.append(f"Hubble attributes the drop to {ref.ref}, which the engine does not find matching")

@@ -58,7 +58,7 @@ class MeshRefusal:
     summary: str
     evidence: Evidence
     istio: LayerResult  # the trace's istio layer for this connection (what `hubbletui trace` shows)
-    decision: dict | None  # the AuthorizationPolicy verdict (IstioDecision.to_dict()); None for STRICT plaintext
+    decision: istio.IstioDecision | None  # the AuthorizationPolicy verdict; None for STRICT plaintext
     mtls: dict  # MtlsDecision.to_dict(): the mode on this port and the PeerAuthentication that set it
     source_principal: str | None  # None: plaintext (no sidecar, or mTLS DISABLEd)
     requests: tuple[str, ...] = ()  # "GET /admin": the refused requests, when Istio refuses only some
@@ -96,15 +96,15 @@ class MeshRefusal:
                f"mTLS on port {self.port}: {self.mtls.get('reason')}"]
         decision = self.decision
         if decision is not None:
-            matched = decision.get("matched")
-            if decision.get("action") == "DENY" and matched:
-                out.append(f"DENY policy {matched['policy']} rule {matched['rule_index']} matches")
-            if decision.get("applicable_allow"):
-                out.append("ALLOW policies that apply: " + ", ".join(decision["applicable_allow"]))
-            for near in decision.get("nearest", [])[:3]:
-                out.append(f"nearest: {near['policy']} rule {near['rule_index']} lacks {'; '.join(near['lacks'])}")
+            matched = decision.matched
+            if decision.action == "DENY" and matched:
+                out.append(f"DENY policy {matched[0]} rule {matched[1]} matches")
+            if decision.applicable_allow:
+                out.append("ALLOW policies that apply: " + ", ".join(decision.applicable_allow))
+            for near in decision.nearest[:3]:
+                out.append(f"nearest: {near.policy} rule {near.rule_index} lacks {'; '.join(near.lacks)}")
         out += [f"evidence: {line}" for line in self.evidence.lines()] or ["evidence: none in the flows yet"]
-        out += [f"note: {note}" for note in ((decision or {}).get("notes", []) + list(self.notes))]
+        out += [f"note: {note}" for note in (list(decision.notes if decision else ()) + list(self.notes))]
         return out
 
     def to_dict(self) -> dict:
@@ -112,7 +112,8 @@ class MeshRefusal:
             "layer": self.layer, "reason": self.reason, "source": self.source, "destination": self.destination,
             "port": self.port, "protocol": self.protocol, "status": self.status, "confidence": self.confidence,
             "summary": self.summary, "count": self.count, "evidence": self.evidence.to_dict(),
-            "decision": self.decision, "mtls": self.mtls, "source_principal": self.source_principal,
+            "decision": self.decision.to_dict() if self.decision else None, "mtls": self.mtls,
+            "source_principal": self.source_principal,
             "requests": list(self.requests), "notes": list(self.notes), "istio": self.istio.to_dict(),
         }
 
@@ -220,12 +221,12 @@ class MeshRefusalDetector:
         detail = layer.detail
         principal = detail.get("source_principal")
         evidence = group.freeze()
-        decision = detail.get("decision")
+        decision = layer.decision
         requests: tuple[str, ...] = ()
         notes: list[str] = []
         if layer.verdict == DENIED:
             reason = MTLS_STRICT_PLAINTEXT if layer.reason == "mtls-strict" else AUTHZ_DENIED
-        elif decision and decision.get("conditional") and evidence.forbidden:
+        elif decision and decision.conditional and evidence.forbidden:
             # some HTTP requests are refused: were the 403s those?
             refused = None
             for sample in reversed(evidence.forbidden):
@@ -235,13 +236,13 @@ class MeshRefusalDetector:
                     break
             if refused is None:
                 return None
-            reason, decision = AUTHZ_DENIED, refused.to_dict()
+            reason, decision = AUTHZ_DENIED, refused
             requests = tuple(dict.fromkeys(f"{s.method} {urlsplit(s.url).path or '/'}" for s in evidence.forbidden))
         elif str(detail.get("http", "")).startswith(_SNIFFED) and evidence.quick_closes and not group.http_seen:
             as_tcp = self._decide(src, dst, key.port.number, principal, False)
             if as_tcp.allowed:
                 return None
-            reason, decision = AUTHZ_DENIED, as_tcp.to_dict()
+            reason, decision = AUTHZ_DENIED, as_tcp
             notes.append(f"{detail['http']}; as HTTP the source is admitted, as TCP refused, and the connections "
                          "closed right after setup with no HTTP seen: taken as TCP")
         else:
@@ -249,7 +250,8 @@ class MeshRefusalDetector:
         return self._refusal(key, src, dst, layer, reason, decision, evidence, requests, notes)
 
     @staticmethod
-    def _refusal(key: Conn, src: Subject, dst: Subject, layer: LayerResult, reason: str, decision: dict | None,
+    def _refusal(key: Conn, src: Subject, dst: Subject, layer: LayerResult, reason: str,
+                 decision: istio.IstioDecision | None,
                  evidence: Evidence, requests: tuple[str, ...], notes: list[str]) -> MeshRefusal:
         detail = layer.detail
         mtls = detail.get("mtls") or {}
@@ -260,7 +262,7 @@ class MeshRefusalDetector:
             summary = (f"plaintext to a STRICT mTLS workload: {key.src} has no sidecar "
                        f"({detail.get('source_in_mesh')}) and {where} accepts only mTLS: {mtls.get('reason')}")
         else:
-            summary = f"refused by Istio at {where}: {(decision or {}).get('reason') or layer.explanation}"
+            summary = f"refused by Istio at {where}: {(decision.reason if decision else '') or layer.explanation}"
             if requests:
                 summary += f" (refused requests: {', '.join(requests)})"
         if not seen:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from hubbletui.flows.decode import dns_names, raw_flow_dict, raw_message
 from hubbletui.flows.enums import DROP_REASON_NAME, VERDICT_NAME
-from hubbletui.flows.labels import Selector, parse_selector
+from hubbletui.flows.labels import Selector, parse_hubble_labels, parse_selector
 from hubbletui.flows.model import Endpoint, Flow
 from hubbletui.proto.flow import flow_pb2
 
@@ -85,7 +85,7 @@ def _label_matcher(values: Iterable[str], side: str) -> Predicate:
         raise FilterError(str(exc)) from None
 
     def match(flow: Flow) -> bool:
-        labels = getattr(flow, side).labels
+        labels = parse_hubble_labels(getattr(flow, side).labels, bare_source="")
         return any(sel.matches(labels) for sel in selectors)
 
     return match

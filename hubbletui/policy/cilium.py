@@ -17,8 +17,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
+from hubbletui.flows.labels import LabelSet, NAMESPACE_LABEL, Requirement, Selector, match_labels_selector
 from hubbletui.policy.cilium_validate import validate_policy
-from hubbletui.policy.labels import DEFAULT_CLUSTER, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
+from hubbletui.policy.labels import DEFAULT_CLUSTER, NAMESPACE_LABELS_PREFIX
 from hubbletui.policy.ports import IcmpClause, PortClause
 from hubbletui.policy.rules import (
     ALLOW,
@@ -31,13 +32,7 @@ from hubbletui.policy.rules import (
     PortBlock,
     Rule,
 )
-from hubbletui.policy.selectors import (
-    Requirement,
-    Selector,
-    SelectorError,
-    match_labels_selector,
-    parse_label_selector,
-)
+from hubbletui.policy.selectors import SelectorError, parse_label_selector
 
 CLUSTER_LABEL_KEY = "k8s:io.cilium.k8s.policy.cluster"
 _NS_PIN_KEYS = ("k8s:" + NAMESPACE_LABEL, "any:" + NAMESPACE_LABEL)

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
+from hubbletui.flows.labels import LabelIndex, LabelSet, NAMESPACE_LABEL, parse_hubble_labels
 from hubbletui.cluster.model import WORKLOAD_KINDS, Change, ClusterState, object_key
 from hubbletui.errors import HubbleTuiError
 from hubbletui.policy import istio_layer
@@ -32,13 +33,10 @@ from hubbletui.policy.inventory import SUBJECT_KINDS, Inventory
 from hubbletui.policy.istio_validate import validate_authorization_policy
 from hubbletui.policy.k8s import compile_network_policy
 from hubbletui.policy.memo import Memo, change_key, subject_key
-from hubbletui.policy.labels import (
-    DEFAULT_CLUSTER,
-    NAMESPACE_LABEL,
-    LabelSet,
-    parse_hubble_labels,
-)
+from hubbletui.policy.labels import DEFAULT_CLUSTER
 from hubbletui.policy.ports import ALL_PORTS, PortSet, normalise_protocol
+from hubbletui.policy.records import Condition, Hit, NearRule
+from hubbletui.policy.selectors import requirement_lack
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult, TraceResult
 from hubbletui.policy.rules import (
     ALLOW,
@@ -49,7 +47,6 @@ from hubbletui.policy.rules import (
     PolicyKey,
     Rule,
 )
-from hubbletui.policy.selectors import LabelIndex
 from hubbletui.policy.subjects import (
     IDENTITY_NAMES,
     RESERVED_IDENTITIES,
@@ -704,14 +701,15 @@ class PolicyEngine:
                                                  if l7 else "")
             conditions = []
             if l7:
-                conditions.append({"kind": "l7", "text": "L4 is allowed; the proxy then filters each request by "
-                                   "L7 rules (" + "; ".join(l7) + ")"})
+                conditions.append(Condition("l7", "L4 is allowed; the proxy then filters each request by "
+                                            "L7 rules (" + "; ".join(l7) + ")"))
             if all(_by_fqdn_only(rule, peer) for rule, _ in hits):
                 names = sorted({f"{p.fqdn[1]}" for rule, _ in hits for p in rule.peers
                                 if p.kind == "fqdn" and p.matches(peer)})
-                conditions.append({"kind": "fqdn", "text": f"allowed only for addresses {enforcer.id} resolved for "
-                                   f"{', '.join(names)} through DNS that Cilium's DNS proxy saw (a DNS rule on its "
-                                   "egress); a pod that cannot reach DNS, or resolved elsewhere, cannot use it"})
+                conditions.append(Condition("fqdn", f"allowed only for addresses {enforcer.id} resolved for "
+                                            f"{', '.join(names)} through DNS that Cilium's DNS proxy saw (a DNS rule "
+                                            "on its egress); a pod that cannot reach DNS, or resolved elsewhere, "
+                                            "cannot use it"))
             return LayerResult(direction, enforcer.id, ALLOWED, "allowed-by-rule", text,
                                allowed_by=[_hit(r, rl7) for r, rl7 in hits], l7=l7, conditions=conditions, **base)
         nearest = self.nearest_rules(direction, enforcer, peer, dst, port, proto) if want_nearest else []
@@ -728,7 +726,7 @@ class PolicyEngine:
 
     def nearest_rules(self, direction: str, enforcer: Subject, peer: Subject, dst: Subject, port: int,
                       proto: str, limit: int = NEAREST_LIMIT, candidates: Iterable[Rule] | None = None
-                      ) -> list[dict]:
+                      ) -> list[NearRule]:
         """Allow rules closest to admitting the connection, each with what it lacks: on the peer (a label, the
         namespace), the port, or the selected side itself (a rule that admits the peer but selects other pods).
         ``candidates`` defaults to every rule that could select ``enforcer`` (its namespace's and unpinned)."""
@@ -745,11 +743,10 @@ class PolicyEngine:
         out = []
         for distance, _, rule in heapq.nsmallest(limit, scored, key=lambda item: (item[0], item[1])):
             selects = rule.selects(enforcer)
-            lacks = [] if selects else [{"side": "subject", **req.describe()}
-                                        for req in rule.subject.missing(enforcer.labels)]
+            missing = [] if selects else rule.subject.missing(enforcer.labels)
+            lacks = [requirement_lack(req, "subject") for req in missing]
             lacks += rule.peer_lacks(peer) + rule.port_lacks(port, proto, named)
-            out.append({**_hit(rule), "selects_endpoint": selects, "distance": distance, "lacks": lacks,
-                        "peers": rule.peers_text(), "ports": rule.ports_text()})
+            out.append(NearRule(_hit(rule), tuple(lacks), rule.peers_text(), rule.ports_text(), selects, distance))
         return out
 
     # connection sets (graph queries, blast radius) --------------------------------------------------
@@ -851,12 +848,8 @@ def _policy_refs(rules: Iterable[Rule]) -> list[str]:
     return list(seen)
 
 
-def _hit(rule: Rule, l7: tuple[str, ...] = ()) -> dict:
-    out = {"ref": rule.policy.ref, "policy": rule.policy.to_dict(), "path": rule.path,
-           "direction": rule.direction, "action": rule.action}
-    if l7:
-        out["l7"] = list(l7)
-    return out
+def _hit(rule: Rule, l7: tuple[str, ...] = ()) -> Hit:
+    return Hit(rule.policy.ref, rule.path, rule.action, rule.policy, rule.direction, tuple(l7))
 
 
 def _port_text(port: int, proto: str) -> str:

@@ -21,10 +21,10 @@ from collections.abc import Iterable
 
 import networkx as nx
 
+from hubbletui.flows.labels import LabelIndex
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.ports import PortSet
 from hubbletui.policy.rules import ALLOW, EGRESS, INGRESS, PolicyKey, Rule
-from hubbletui.policy.selectors import LabelIndex
 from hubbletui.policy.subjects import Subject
 
 

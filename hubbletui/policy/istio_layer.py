@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hubbletui.flows.labels import LabelSet, NAMESPACE_LABEL, match_labels_selector
 from hubbletui.cluster.model import WORKLOAD_KINDS
 from hubbletui.policy import istio
 from hubbletui.policy.inventory import pod_template
 from hubbletui.policy.istio_capture import uncaptured_reason
-from hubbletui.policy.labels import NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, LabelSet
+from hubbletui.policy.labels import NAMESPACE_LABELS_PREFIX
+from hubbletui.policy.records import Condition, Hit, Lack, NearRule
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult
-from hubbletui.policy.selectors import match_labels_selector
 from hubbletui.policy.subjects import Subject
 
 if TYPE_CHECKING:
@@ -105,22 +106,22 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
                                     principal, src.namespace if principal else None, port, is_http,
                                     source_ip=src.ip or None)
     detail["decision"] = decision.to_dict()
-    matched = [{"ref": f"AuthorizationPolicy/{decision.matched[0]}", "path": f"spec.rules[{decision.matched[1]}]",
-                "action": decision.action}] if decision.matched else []
-    nearest = [{"ref": f"AuthorizationPolicy/{m.policy}", "path": f"spec.rules[{m.rule_index}]",
-                "lacks": [{"side": "peer", "what": f, "text": t} for f, t in zip(m.fields, m.lacks, strict=True)],
-                "peers": "", "ports": ""} for m in decision.nearest]
+    matched = [Hit(f"AuthorizationPolicy/{decision.matched[0]}", f"spec.rules[{decision.matched[1]}]",
+                   decision.action)] if decision.matched else []
+    nearest = [NearRule(Hit(f"AuthorizationPolicy/{m.policy}", f"spec.rules[{m.rule_index}]"),
+                        tuple(Lack("peer", f, t) for f, t in zip(m.fields, m.lacks, strict=True)))
+               for m in decision.nearest]
     notes = [f"AuthorizationPolicy/{istio.policy_ref(obj)} is rejected by Istio ({why}): it is not applied"
              for obj, why in refused if istio.policy_applies(obj, root, dst.namespace, labels)]
     notes += list(decision.notes)
     conditions = []
     if decision.conditional:
         notes.append("the verdict depends on the HTTP request (method, path, headers): see the notes above")
-        conditions.append({"kind": "istio-http", "text": "Istio's authorization depends on each HTTP request "
-                           "(method, path, headers)"})
+        conditions.append(Condition("istio-http", "Istio's authorization depends on each HTTP request "
+                                    "(method, path, headers)"))
     if decision.action == "CUSTOM":
-        conditions.append({"kind": "istio-custom", "text": "an Istio CUSTOM policy applies: the external "
-                           "authorizer decides each request"})
+        conditions.append(Condition("istio-custom", "an Istio CUSTOM policy applies: the external "
+                                    "authorizer decides each request"))
     # Envoy's RBAC filter answers HTTP with 403 "RBAC: access denied"; on TCP it just closes the connection
     refusal = "RBAC: access denied" if is_http else "connection closed (TCP RBAC)"
     reason = decision.reason
@@ -131,7 +132,7 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
                        isolated_by=[f"AuthorizationPolicy/{r}" for r in decision.applicable_allow],
                        allowed_by=matched if decision.allowed else [],
                        denied_by=matched if not decision.allowed else [], nearest=nearest, notes=notes,
-                       detail=detail, conditions=conditions if decision.allowed else [])
+                       detail=detail, conditions=conditions if decision.allowed else [], decision=decision)
 
 
 def port_protocol(engine: PolicyEngine, dst: Subject, port: int) -> tuple[bool, str]:

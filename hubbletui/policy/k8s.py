@@ -15,10 +15,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from hubbletui.policy.labels import CLUSTER_LABEL, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX
+from hubbletui.flows.labels import NAMESPACE_LABEL, Requirement, Selector
+from hubbletui.policy.labels import CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX
 from hubbletui.policy.ports import PortClause
 from hubbletui.policy.rules import ALLOW, EGRESS, INGRESS, CompiledPolicy, Peer, PolicyKey, PortBlock, Rule
-from hubbletui.policy.selectors import Requirement, Selector, SelectorError, parse_label_selector
+from hubbletui.policy.selectors import SelectorError, parse_label_selector
 
 _CLUSTER = Requirement("k8s", CLUSTER_LABEL, "Exists")  # we model one cluster: "local" = has a cluster label
 

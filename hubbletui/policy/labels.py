@@ -1,15 +1,14 @@
-"""Security-identity labels as Cilium computes them, and the default label filter.
-
-A label is kept as the string key ``source:key`` (``k8s:app``, ``reserved:world``) mapped to its value. Cilium
-matches a selector key with the ``any`` source against a label of every source; see `LabelSet.values`.
+"""Security-identity labels as Cilium computes them (the label set lives in `hubbletui.flows.labels`), and the
+default label filter.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
+from hubbletui.flows.labels import NAMESPACE_LABEL, LabelSet
+
 NAMESPACE_LABELS_PREFIX = "io.cilium.k8s.namespace.labels."
 SERVICE_ACCOUNT_LABEL = "io.cilium.k8s.policy.serviceaccount"
 CLUSTER_LABEL = "io.cilium.k8s.policy.cluster"
@@ -48,59 +47,6 @@ def is_identity_label(key: str) -> bool:
     """Does Cilium's default filter keep this pod label key for the security identity?"""
     ignored = _shortest_match(_IGNORE, key)
     return ignored == 0 or _longest_match(_INCLUDE, key) > ignored
-
-
-class LabelSet:
-    """An immutable set of identity labels: ``{"k8s:app": "web", "reserved:world": ""}``."""
-
-    __slots__ = ("full", "_by_key", "key")
-
-    def __init__(self, full: Mapping[str, str]):
-        self.full: dict[str, str] = dict(full)
-        by_key: dict[str, list[str]] = {}
-        for source_key, value in self.full.items():
-            by_key.setdefault(source_key.partition(":")[2], []).append(value)
-        self._by_key = by_key
-        self.key = frozenset(self.full.items())  # the identity: equal label sets share every cached answer
-
-    def values(self, source: str, key: str) -> list[str]:
-        """Values of ``key`` from ``source``; source ``any`` looks at every source."""
-        if source == "any":
-            return self._by_key.get(key, [])
-        value = self.full.get(f"{source}:{key}")
-        return [] if value is None else [value]
-
-    def get(self, source: str, key: str) -> str | None:
-        found = self.values(source, key)
-        return found[0] if found else None
-
-    def reserved(self) -> list[str]:
-        return sorted(k[9:] for k in self.full if k.startswith("reserved:"))
-
-    def hubble_form(self) -> list[str]:
-        """As Hubble prints them: ``k8s:app=web``, ``reserved:world``."""
-        return sorted(k if v == "" and k.startswith("reserved:") else f"{k}={v}" for k, v in self.full.items())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LabelSet) and self.key == other.key
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-    def __repr__(self) -> str:
-        return f"LabelSet({self.hubble_form()})"
-
-
-def parse_hubble_labels(labels: Iterable[str]) -> LabelSet:
-    """["k8s:app=x", "reserved:world"] -> LabelSet; a label without a source is taken as k8s."""
-    full = {}
-    for label in labels:
-        source, sep, rest = label.partition(":")
-        if not sep:
-            source, rest = "k8s", label
-        key, _, value = rest.partition("=")
-        full[f"{source}:{key}"] = value
-    return LabelSet(full)
 
 
 def pod_identity_labels(namespace: str, pod_labels: Mapping[str, str] | None,

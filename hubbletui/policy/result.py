@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hubbletui.policy.istio import IstioDecision
+from hubbletui.policy.records import Condition, Hit, NearRule
 from hubbletui.policy.subjects import Subject
 
 ALLOWED, DENIED = "allowed", "denied"
@@ -26,20 +28,22 @@ class LayerResult:
     drop_reason: str = ""  # what Hubble would report: POLICY_DENIED (133) or POLICY_DENY (181)
     isolated_by: list[str] = field(default_factory=list)  # policy refs whose rules put this side in default deny
     selected_by: list[str] = field(default_factory=list)  # every policy with a rule for this side and direction
-    allowed_by: list[dict] = field(default_factory=list)
-    denied_by: list[dict] = field(default_factory=list)
-    nearest: list[dict] = field(default_factory=list)
+    allowed_by: list[Hit] = field(default_factory=list)
+    denied_by: list[Hit] = field(default_factory=list)
+    nearest: list[NearRule] = field(default_factory=list)
     l7: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     detail: dict = field(default_factory=dict)  # layer-specific extras (Istio: mTLS mode, principal, ...)
-    conditions: list[dict] = field(default_factory=list)  # {"kind": l7|fqdn|istio-custom|istio-http, "text"}
+    conditions: list[Condition] = field(default_factory=list)
+    decision: IstioDecision | None = None  # the istio layer's AuthorizationPolicy verdict (detail has its JSON)
 
     def to_dict(self) -> dict:
         out = {"layer": self.layer, "endpoint": self.endpoint, "verdict": self.verdict, "reason": self.reason,
                "explanation": self.explanation, "drop_reason": self.drop_reason or None,
-               "isolated_by": self.isolated_by, "selected_by": self.selected_by, "allowed_by": self.allowed_by,
-               "denied_by": self.denied_by, "nearest": self.nearest, "l7": self.l7, "notes": self.notes,
-               "conditions": self.conditions}
+               "isolated_by": self.isolated_by, "selected_by": self.selected_by,
+               "allowed_by": [h.to_dict() for h in self.allowed_by], "denied_by": [h.to_dict() for h in self.denied_by],
+               "nearest": [n.to_dict() for n in self.nearest], "l7": self.l7, "notes": self.notes,
+               "conditions": [c.to_dict() for c in self.conditions]}
         if self.detail:
             out["detail"] = self.detail
         return out
@@ -64,11 +68,11 @@ class TraceResult:
         return self.verdict == ALLOWED
 
     @property
-    def conditions(self) -> list[dict]:
+    def conditions(self) -> list[Condition]:
         """What an allowed connection still depends on (empty when denied: the denial is unconditional)."""
         if self.verdict != ALLOWED:
             return []
-        return [{"layer": layer.layer, **c} for layer in self.layers for c in layer.conditions]
+        return [Condition(c.kind, c.text, layer.layer) for layer in self.layers for c in layer.conditions]
 
     @property
     def answer(self) -> str:
@@ -98,13 +102,13 @@ class TraceResult:
         head = f"{self.src.id} -> {self.dst.id} {self.port_label}"
         if deciding is None:
             if self.conditions:
-                return f"{head} is allowed only on conditions: " + "; ".join(c["text"] for c in self.conditions)
+                return f"{head} is allowed only on conditions: " + "; ".join(c.text for c in self.conditions)
             return f"{head} is allowed"
         return f"{head} is denied at {deciding.layer} of {deciding.endpoint}: {deciding.explanation}"
 
     def to_dict(self) -> dict:
         deciding = self.deciding_layer
-        return {"verdict": self.answer, "conditions": self.conditions, "src": self.src.summary(),
+        return {"verdict": self.answer, "conditions": [c.to_dict() for c in self.conditions], "src": self.src.summary(),
                 "dst": self.dst.summary(),
                 "dport": self.port, "protocol": self.protocol,
                 "decided_by": deciding.layer if deciding else None,
@@ -117,12 +121,13 @@ class TraceResult:
 def summary_dict(result: TraceResult) -> dict:
     """The short form of a batch answer: the verdict, who decided, and per layer the rules that did."""
     deciding = result.deciding_layer
-    return {"verdict": result.answer, "conditions": result.conditions, "incomplete": result.incomplete,
+    return {"verdict": result.answer, "conditions": [c.to_dict() for c in result.conditions],
+            "incomplete": result.incomplete,
             "decided_by": deciding.layer if deciding else None,
             "drop_reason": (deciding.drop_reason or None) if deciding else None, "l7": result.l7,
             "explanation": result.explanation(),
             "layers": [{"layer": layer.layer, "endpoint": layer.endpoint, "verdict": layer.verdict,
                         "reason": layer.reason, "isolated_by": layer.isolated_by,
-                        "allowed_by": [f"{h['ref']} {h['path']}" for h in layer.allowed_by],
-                        "denied_by": [f"{h['ref']} {h['path']}" for h in layer.denied_by]}
+                        "allowed_by": [h.where for h in layer.allowed_by],
+                        "denied_by": [h.where for h in layer.denied_by]}
                        for layer in result.layers]}

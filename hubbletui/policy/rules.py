@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hubbletui.policy.labels import LabelSet
+from hubbletui.flows.labels import LabelIndex, LabelSet, Selector
 from hubbletui.policy.ports import (
     ALL_PORTS,
     IcmpClause,
@@ -20,7 +20,8 @@ from hubbletui.policy.ports import (
     PortClause,
     PortSet,
 )
-from hubbletui.policy.selectors import LabelIndex, Selector
+from hubbletui.policy.records import Lack
+from hubbletui.policy.selectors import requirement_lack, selector_text
 from hubbletui.policy.subjects import Subject
 
 INGRESS, EGRESS = "ingress", "egress"
@@ -78,7 +79,7 @@ class Peer:
 
     def describe(self) -> str:
         if self.kind in ("endpoints", "services"):
-            return " or ".join(s.describe_text() for s in self.selectors) or "nothing"
+            return " or ".join(selector_text(s) for s in self.selectors) or "nothing"
         if self.kind == "entities":
             return f"entity {self.entity}"
         if self.kind == "cidr":
@@ -101,35 +102,31 @@ class Peer:
             return 1 if peer.cidr_matchable else FAR
         return FAR
 
-    def lacks(self, peer: Subject) -> list[dict]:
+    def lacks(self, peer: Subject) -> list[Lack]:
         """What ``peer`` misses to be admitted by this peer clause (empty when it is admitted)."""
         if self.matches(peer):
             return []
         if self.kind in ("endpoints", "services", "entities"):
             options = [s.missing(peer.labels) for s in self.selectors]
             if not options:
-                return [_lack("peer", "nothing", f"{self.field} admits nothing")]
+                return [Lack("peer", "nothing", f"{self.field} admits nothing")]
             best = min(options, key=len)
             if self.kind == "entities":
-                return [_lack("peer", "entity", f"be the {self.entity} entity", key=self.entity)]
-            return [{"side": "peer", **req.describe()} for req in best]
+                return [Lack("peer", "entity", f"be the {self.entity} entity", key=self.entity)]
+            return [requirement_lack(req, "peer") for req in best]
         if self.kind == "cidr":
             if not peer.cidr_matchable:
-                return [_lack("peer", "cidr", f"be an address outside the cluster in {self.describe()} "
+                return [Lack("peer", "cidr", f"be an address outside the cluster in {self.describe()} "
                                               "(CIDR rules never match pods or nodes)")]
             if not peer.ip:
-                return [_lack("peer", "cidr", f"an IP in {self.describe()} (name an IP to check)")]
-            return [_lack("peer", "cidr", f"an IP in {self.describe()}")]
+                return [Lack("peer", "cidr", f"an IP in {self.describe()} (name an IP to check)")]
+            return [Lack("peer", "cidr", f"an IP in {self.describe()}")]
         if self.kind == "fqdn":
-            return [_lack("peer", "fqdn", f"a DNS name matching {self.fqdn[1]} (learnt from DNS)")]
-        return [_lack("peer", "unsupported", self.note or f"{self.field} is not evaluated")]
+            return [Lack("peer", "fqdn", f"a DNS name matching {self.fqdn[1]} (learnt from DNS)")]
+        return [Lack("peer", "unsupported", self.note or f"{self.field} is not evaluated")]
 
 
 FAR = 5  # the distance of a mismatch no label change can mend
-
-
-def _lack(side: str, what: str, text: str, **extra) -> dict:
-    return {"side": side, "what": what, "text": text, **extra}
 
 
 def _fqdn_matches(fqdn: tuple[str, str], name: str) -> bool:
@@ -308,7 +305,8 @@ class Rule:
         hit = self._subject_distance.get(key)
         if hit is None:
             hit = self._subject_distance[key] = sum(
-                FAR if req.describe()["what"] == "namespace" else 1 for req in self.subject.missing(subject.labels))
+                FAR if requirement_lack(req, "subject").what == "namespace" else 1
+                for req in self.subject.missing(subject.labels))
         return hit
 
     def peer_distance(self, peer: Subject) -> int:
@@ -322,14 +320,14 @@ class Rule:
             hit = self._peer_distance[key] = min(p.distance(peer) for p in self.peers)
         return hit
 
-    def peer_lacks(self, peer: Subject) -> list[dict]:
+    def peer_lacks(self, peer: Subject) -> list[Lack]:
         if self.admits_peer(peer):
             return []
         if not self.peers:
-            return [_lack("peer", "nothing", f"{self.path} admits no peer (an empty rule)")]
+            return [Lack("peer", "nothing", f"{self.path} admits no peer (an empty rule)")]
         return min(self.peers, key=lambda p: p.distance(peer)).lacks(peer)
 
-    def port_lacks(self, port: int, protocol: str, named_ports: NamedPorts) -> list[dict]:
+    def port_lacks(self, port: int, protocol: str, named_ports: NamedPorts) -> list[Lack]:
         if self.port_match(port, protocol, named_ports)[0]:
             return []
         shown = f"{port}/{protocol}" if not protocol.startswith("ICMP") else f"{protocol} type {port}"
@@ -339,7 +337,7 @@ class Rule:
             resolved = {n: [f"{p}/{pr}" for p, pr in named_ports.get(n, ())] for n in named}
             hint = "; named ports on the destination: " + ", ".join(
                 f"{n}={'/'.join(v) if v else 'none'}" for n, v in resolved.items())
-        return [_lack("port", "port", f"port {shown} (the rule allows {self.ports_text()}{hint})",
+        return [Lack("port", "port", f"port {shown} (the rule allows {self.ports_text()}{hint})",
                       port=port, protocol=protocol, allowed=self.ports_text())]
 
     def to_dict(self) -> dict:

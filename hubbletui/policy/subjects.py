@@ -6,7 +6,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from hubbletui.policy.labels import NAMESPACE_LABEL, LabelSet, reserved_labels
+from hubbletui.flows.labels import LabelSet, NAMESPACE_LABEL
+from hubbletui.policy.labels import reserved_labels
 from hubbletui.policy.ports import NamedPorts
 
 # entity name -> reserved identity labels (pkg/policy/api/entity.go; numeric identities from Hubble)

@@ -33,16 +33,15 @@ def layer_lines(layer: LayerResult, *, indent: int = 0, headline: str = "") -> I
     if layer.isolated_by and not (headline and all(ref in layer.explanation for ref in layer.isolated_by)):
         yield _line(inner, ("isolated by: ", "dim"), ", ".join(layer.isolated_by))
     for hit in layer.allowed_by:
-        yield _line(inner, ("allowed by: ", "dim"), f"{hit['ref']} {hit['path']}")
+        yield _line(inner, ("allowed by: ", "dim"), hit.where)
     for hit in layer.denied_by:
-        yield _line(inner, ("denied by: ", "dim"), f"{hit['ref']} {hit['path']}")
+        yield _line(inner, ("denied by: ", "dim"), hit.where)
     if layer.nearest:
         yield _line(inner, ("nearest rules:", "dim"))
         for near in layer.nearest:
-            scope = f"  [peers: {near['peers']}; ports: {near['ports']}]" if "peers" in near else ""
-            yield _line(inner + 2, f"{near['ref']} {near['path']}", (scope, "dim"))
-            for lack in near["lacks"]:
-                yield _line(inner + 4, (f"lacks ({lack['side']}): ", "warn"), lack["text"])
+            yield _line(inner + 2, near.hit.where, (f"  [peers: {near.peers}; ports: {near.ports}]", "dim"))
+            for lack in near.lacks:
+                yield _line(inner + 4, (f"lacks ({lack.side}): ", "warn"), lack.text)
     for item in layer.l7:
         yield _line(inner, ("L7: ", "dim"), item)
     for note in layer.notes:
@@ -52,17 +51,17 @@ def layer_lines(layer: LayerResult, *, indent: int = 0, headline: str = "") -> I
 def brief_layer_lines(layer: LayerResult, *, indent: int = 2, nearest: int = 3) -> Iterator[Line]:
     """The short form a report of many groups gives: the first nearest rules in a line each, and denials."""
     for near in layer.nearest[:nearest]:
-        lacks = "; ".join(lack["text"] for lack in near["lacks"])
-        yield _line(indent, ("nearest: ", "dim"), f"{near['ref']} {near['path']} lacks {lacks}")
+        lacks = "; ".join(lack.text for lack in near.lacks)
+        yield _line(indent, ("nearest: ", "dim"), f"{near.hit.where} lacks {lacks}")
     for hit in layer.denied_by:
-        yield _line(indent, ("denied by: ", "dim"), f"{hit['ref']} {hit['path']}")
+        yield _line(indent, ("denied by: ", "dim"), hit.where)
 
 
 def trace_lines(result: TraceResult) -> Iterator[Line]:
     """A whole trace: the verdict, then each layer, then the trace's notes."""
     yield _line(0, f"{result.src.id} -> {result.dst.id} {result.port_label}: ", (result.answer.upper(), "key"))
     for condition in result.conditions:
-        yield _line(2, (f"condition ({condition['kind']}, {condition['layer']}): ", "warn"), condition["text"])
+        yield _line(2, (f"condition ({condition.kind}, {condition.layer}): ", "warn"), condition.text)
     for layer in result.layers:
         yield from layer_lines(layer, indent=2)
     for note in result.notes:

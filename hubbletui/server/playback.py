@@ -8,16 +8,17 @@ Event indices count across loop passes: index i is event i % n of pass i // n.
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_right
-from collections.abc import Callable
 
+from hubbletui.flows.replay_time import LoopClock
 from hubbletui.server.playlist import Playlist
 
 
 class Playback:
-    def __init__(self, playlist: Playlist, speed: float | None, loop: bool,
-                 clock: Callable[[], float] = time.monotonic):
+    """``clock`` (`now()`, `async sleep(seconds)`; the event loop's by default) is what follow streams wait on:
+    the same kind of clock the recording pacer takes, so a test can step it."""
+
+    def __init__(self, playlist: Playlist, speed: float | None, loop: bool, clock=None):
         if speed is not None and speed <= 0:
             raise ValueError("speed must be positive (None: unpaced)")
         if loop and speed is None:
@@ -26,13 +27,13 @@ class Playback:
         self.speed = speed
         self.n = len(playlist)
         self.loop = loop and self.n > 0
-        self.clock = clock
+        self.clock = clock or LoopClock()
         self.period_ns = playlist.period_ns
-        self.started = clock()
+        self.started = self.clock.now()
 
     def played(self, at: float | None = None) -> int:
         """How many events have played by monotonic time ``at`` (default now)."""
-        at = self.clock() if at is None else at
+        at = self.clock.now() if at is None else at
         if at < self.started:
             return 0
         if self.speed is None:
@@ -55,4 +56,4 @@ class Playback:
         return max(0, played - self.n)
 
     def uptime_ns(self) -> int:
-        return int((self.clock() - self.started) * 1e9)
+        return int((self.clock.now() - self.started) * 1e9)

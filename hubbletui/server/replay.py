@@ -63,11 +63,12 @@ def _read(path: str) -> bytes:
 
 class ReplayServer:
     """``speed``: recorded pace multiplier, None to have everything played at start. ``listen``: host:port
-    (port 0 picks a free one; see ``address`` after start) or unix:///path."""
+    (port 0 picks a free one; see ``address`` after start) or unix:///path. ``clock``: see Playback."""
 
     def __init__(self, playlist: Playlist, *, listen: str = "127.0.0.1:0", speed: float | None = 1.0,
-                 loop: bool = False, tls: ServerTls | None = None, name: str = "hubbletui-replay"):
+                 loop: bool = False, tls: ServerTls | None = None, name: str = "hubbletui-replay", clock=None):
         self.playlist = playlist
+        self.clock = clock  # None: the event loop's (see Playback)
         self.listen = listen
         self.speed = speed
         self.loop = loop
@@ -81,7 +82,7 @@ class ReplayServer:
 
     async def start(self) -> str:
         """Bind and serve; the recording starts playing now. Returns the address clients dial."""
-        self.playback = Playback(self.playlist, self.speed, self.loop)
+        self.playback = Playback(self.playlist, self.speed, self.loop, self.clock)
         service = ObserverService(self.playback, name=self.name, tls=self.tls is not None)
         server = grpc.aio.server(options=SERVER_OPTIONS)
         server.add_generic_rpc_handlers((service.handler(),))

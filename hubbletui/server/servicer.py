@@ -156,9 +156,9 @@ class ObserverService:
         while True:
             if not playback.loop and i >= playback.n:
                 await asyncio.Event().wait()  # a finished recording: stay open, as a quiet live server does
-            delay = playback.plays_at(i) - playback.clock()
+            delay = playback.plays_at(i) - playback.clock.now()
             if delay > 0.001:
-                await asyncio.sleep(delay)
+                await playback.clock.sleep(delay)
             if selection.until is not None and selection.time_of(i) > selection.until:
                 return
             if selection.wants(i):
@@ -167,7 +167,7 @@ class ObserverService:
 
     async def server_status(self, request, context) -> observer_pb2.ServerStatusResponse:
         playback, playlist = self.playback, self.playback.playlist
-        now = playback.clock()
+        now = playback.clock.now()
         played = playback.played(now)
         seen = playlist.flows_before(played)
         # Hubble's flows_rate: flows per second over the last minute

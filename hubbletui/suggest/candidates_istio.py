@@ -9,6 +9,7 @@ ALLOW rule can fix: the reason says so.
 from __future__ import annotations
 
 from hubbletui.policy.engine import PolicyEngine
+from hubbletui.policy.istio import NearMiss
 from hubbletui.policy.result import LayerResult
 from hubbletui.policy.subjects import Subject
 from hubbletui.suggest import jsonpatch
@@ -23,21 +24,21 @@ KIND = "AuthorizationPolicy"
 def istio_options(engine: PolicyEngine, layer: LayerResult, src: Subject, dst: Subject,
                   port: int) -> tuple[list[tuple[Change, ...]], list[str]]:
     detail = layer.detail or {}
-    decision = detail.get("decision") or {}
+    decision = layer.decision
     principal = detail.get("source_principal")
     if layer.reason == "mtls-strict":
         return [], [(f"{dst.workload_ref} accepts only mTLS on {port} and {src.workload_ref} has no sidecar: bring "
                     "the source into the mesh; hubbletui does not suggest weakening mTLS")]
-    if decision.get("action") in ("DENY", "CUSTOM"):
-        matched = decision.get("matched") or {}
-        return [], [(f"{decision.get('action')} policy {matched.get('policy', '')} refuses it; hubbletui does not "
+    if decision is not None and decision.action in ("DENY", "CUSTOM"):
+        matched = decision.matched[0] if decision.matched else ""
+        return [], [(f"{decision.action} policy {matched} refuses it; hubbletui does not "
                     "suggest weakening a deny or an external authorizer")]
     if not principal:
         return [], [(f"{src.workload_ref} carries no mTLS principal (no sidecar, or mTLS disabled): an "
                     "AuthorizationPolicy cannot admit it by principal")]
     options: list[tuple[Change, ...]] = []
     reasons: list[str] = []
-    for near in decision.get("nearest") or []:
+    for near in decision.nearest if decision is not None else ():
         change = _extend(engine, near, principal, port)
         if change is not None:
             options.append((change,))
@@ -49,12 +50,12 @@ def istio_options(engine: PolicyEngine, layer: LayerResult, src: Subject, dst: S
     return options, reasons
 
 
-def _extend(engine: PolicyEngine, near: dict, principal: str, port: int) -> Change | None:
-    fields = set(near.get("fields") or ())
-    ns, _, name = str(near.get("policy", "")).partition("/")
+def _extend(engine: PolicyEngine, near: NearMiss, principal: str, port: int) -> Change | None:
+    fields = set(near.fields)
+    ns, _, name = near.policy.partition("/")
     obj = engine.istio_objects.get(KIND, {}).get((ns, name))
-    index = near.get("rule_index")
-    if obj is None or not isinstance(index, int) or fields not in ({"principals"}, {"ports"}):
+    index = near.rule_index
+    if obj is None or fields not in ({"principals"}, {"ports"}):
         return None
     rule = (((obj.get("spec") or {}).get("rules")) or [])[index]
     if fields == {"principals"}:

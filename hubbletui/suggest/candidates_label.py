@@ -13,6 +13,7 @@ import copy
 
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.labels import is_identity_label
+from hubbletui.policy.records import Lack, NearRule
 from hubbletui.policy.subjects import Subject
 from hubbletui.suggest.model import LABEL_CHANGE, Change, ObjectRef, Patch
 from hubbletui.suggest.workloads import TEMPLATE_PATHS, namespace_object, owner_of
@@ -20,36 +21,36 @@ from hubbletui.suggest.workloads import TEMPLATE_PATHS, namespace_object, owner_
 NEAREST = 12  # rules looked at per direction
 
 
-def _value(lack: dict) -> str | None:
-    if lack.get("op") == "In" and lack.get("values"):
-        return str(lack["values"][0])
-    if lack.get("op") == "Exists":
+def _value(lack: Lack) -> str | None:
+    if lack.op == "In" and lack.values:
+        return str(lack.values[0])
+    if lack.op == "Exists":
         return "true"
     return None  # NotIn / DoesNotExist: a label would have to go, not come
 
 
-def _wanted(entry: dict, enforcer: Subject, peer: Subject) -> dict[tuple, dict[str, str]] | None:
+def _wanted(entry: NearRule, enforcer: Subject, peer: Subject) -> dict[tuple, dict[str, str]] | None:
     """{(kind, subject or namespace): {key: value}} that would make this rule match; None if labels cannot."""
     wanted: dict[tuple, dict[str, str]] = {}
-    for lack in entry["lacks"]:
-        if lack["side"] not in ("subject", "peer"):
+    for lack in entry.lacks:
+        if lack.side not in ("subject", "peer"):
             return None
-        who = enforcer if lack["side"] == "subject" else peer
+        who = enforcer if lack.side == "subject" else peer
         value = _value(lack)
         if value is None or not who.namespace:
             return None
-        if lack["what"] == "label":
-            if not is_identity_label(lack["key"]) or not lack.get("selector_key", "any:").startswith(("any:", "k8s:")):
+        if lack.what == "label":
+            if not is_identity_label(lack.key) or not (lack.selector_key or "any:").startswith(("any:", "k8s:")):
                 return None
             target = ("workload", who.workload_ref)
-        elif lack["what"] == "namespace-label":
+        elif lack.what == "namespace-label":
             target = ("namespace", who.namespace)
         else:
             return None
         labels = wanted.setdefault(target, {})
-        if labels.get(lack["key"], value) != value:
+        if labels.get(lack.key, value) != value:
             return None
-        labels[lack["key"]] = value
+        labels[lack.key] = value
     return wanted or None
 
 
@@ -67,7 +68,7 @@ def label_options(engine: PolicyEngine, direction: str, enforcer: Subject, peer:
         key = tuple(sorted((t, tuple(sorted(v.items()))) for t, v in wanted.items()))
         if key in options:
             continue
-        because = f"{entry['ref']} {entry['path']}"
+        because = entry.hit.where
         changes = []
         for (kind, name), labels in sorted(wanted.items()):
             if kind == "namespace":

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import re
 
+from hubbletui.flows.labels import NAMESPACE_LABEL
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.policy.labels import METADATA_NAME, NAMESPACE_LABEL
+from hubbletui.policy.labels import METADATA_NAME
 from hubbletui.policy.rules import EGRESS, INGRESS
 from hubbletui.policy.subjects import Subject
 from hubbletui.suggest.model import NEW_POLICY, Change, ObjectRef

@@ -182,7 +182,7 @@ def _options(view: PolicyEngine, layer: LayerResult, src: Subject, dst: Subject,
                            "AuthorizationPolicy fixes")
         return []
     if layer.reason == "deny-rule":
-        refs = ", ".join(hit["ref"] + " " + hit["path"] for hit in layer.denied_by)
+        refs = ", ".join(hit.where for hit in layer.denied_by)
         ctx.reasons.append(f"an explicit deny rule matches at {layer.layer} ({refs}): deny rules win over every "
                            "allow, and hubbletui does not suggest weakening them")
         return []

@@ -11,6 +11,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 
+from hubbletui.cluster.model import KUBE_KINDS
 from hubbletui.diagnose.groups import DropGroup
 from hubbletui.policy.result import TraceResult
 
@@ -18,20 +19,6 @@ LABEL_CHANGE, RULE_PATCH, NEW_POLICY, ISTIO_AUTHZ = "label-change", "rule-patch"
 KINDS = (LABEL_CHANGE, RULE_PATCH, NEW_POLICY, ISTIO_AUTHZ)
 # "label changes before new policies when equal": the order ties are broken in
 KIND_ORDER = {LABEL_CHANGE: 0, RULE_PATCH: 1, ISTIO_AUTHZ: 2, NEW_POLICY: 3}
-
-# kind -> (kubectl resource, namespaced)
-RESOURCES = {
-    "Namespace": ("namespace", False),
-    "Deployment": ("deployments.apps", True),
-    "StatefulSet": ("statefulsets.apps", True),
-    "DaemonSet": ("daemonsets.apps", True),
-    "CronJob": ("cronjobs.batch", True),
-    "NetworkPolicy": ("networkpolicies.networking.k8s.io", True),
-    "CiliumNetworkPolicy": ("ciliumnetworkpolicies.cilium.io", True),
-    "CiliumClusterwideNetworkPolicy": ("ciliumclusterwidenetworkpolicies.cilium.io", False),
-    "AuthorizationPolicy": ("authorizationpolicies.security.istio.io", True),
-}
-
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -61,9 +48,9 @@ class Patch:
 
     def command(self) -> str:
         """The `kubectl patch` command, every part quoted for a POSIX shell."""
-        resource, namespaced = RESOURCES[self.target.kind]
-        parts = ["kubectl", "patch", resource, self.target.name]
-        if namespaced:
+        kind = KUBE_KINDS[self.target.kind]
+        parts = ["kubectl", "patch", kind.kubectl_resource, self.target.name]
+        if kind.namespaced:
             parts += ["-n", self.target.namespace]
         parts += [f"--type={self.type}", "-p", self.body_json()]
         return " ".join(shlex.quote(p) for p in parts)

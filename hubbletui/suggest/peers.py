@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from hubbletui.flows.labels import NAMESPACE_LABEL
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.policy.labels import METADATA_NAME, NAMESPACE_LABEL
+from hubbletui.policy.labels import METADATA_NAME
 from hubbletui.policy.rules import INGRESS
 from hubbletui.policy.subjects import Subject
 from hubbletui.suggest.workloads import exact_selector

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.flows.model import Flow
 from hubbletui.policy.engine import PolicyEngine
-from hubbletui.policy.result import ALLOWED
+from hubbletui.policy.result import ALLOWED, TraceResult
 from hubbletui.suggest.check import case_pairs
 from hubbletui.suggest.observed import ObservedTraffic
 
@@ -56,7 +56,7 @@ class Verification:
                 "connections_not_replayed": self.connections_over_cap}
 
 
-def _denial(result) -> str:
+def _denial(result: TraceResult) -> str:
     for layer in result.layers:
         if layer.verdict != ALLOWED:
             return f"denied at {layer.layer}: {layer.explanation}"

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from hubbletui.flows.labels import NAMESPACE_LABEL
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.inventory import pod_template
-from hubbletui.policy.labels import METADATA_NAME, NAMESPACE_LABEL, is_identity_label
+from hubbletui.policy.labels import METADATA_NAME, is_identity_label
 from hubbletui.policy.subjects import Subject
 
 # workload kind -> where its pod template lives; the kinds whose template a patch can change and a rollout then

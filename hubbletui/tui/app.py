@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
@@ -36,6 +36,12 @@ from hubbletui.tui.screens.main import MainScreen
 from hubbletui.tui.widgets.prompt import COMMAND, FILTER, Prompt
 from hubbletui.tui.screens.base import HubbleScreen
 from hubbletui.tui.widgets.status_bar import StatusInfo
+
+if TYPE_CHECKING:  # annotations only: these are imported where first needed, not at start-up
+    from hubbletui.diagnose.mesh_refusals import MeshRefusal
+    from hubbletui.flows.model import Endpoint
+    from hubbletui.policy.graph import PolicyGraph
+    from hubbletui.suggest.model import GroupFixes, Suggestion
 
 TICK_S = 0.1
 SWITCH_INTERVAL_S = 0.0005
@@ -88,7 +94,7 @@ class HubbleApp(App):
         self._pending_flows: list[Flow] = []
         self._views_drawn = 0.0
         self._full_redraw = False
-        self._graph: Any = None
+        self._graph: PolicyGraph | None = None
         self._graph_lock = threading.Lock()
         self._reports_seen = 0
         self.clock = collab.clock
@@ -103,7 +109,7 @@ class HubbleApp(App):
         self.scope_pod = ""
         self.query = TextQuery()
         self._filter_before = ""
-        self.marked: dict[str, tuple[Any, Any]] = {}  # pick: suggestion id -> (GroupFixes, Suggestion)
+        self.marked: dict[str, tuple[GroupFixes, Suggestion]] = {}  # pick: suggestion id -> its fix
         self.sub_title = self.source.describe()
 
     # ---------------------------------------------------------------------------------------------------
@@ -289,7 +295,7 @@ class HubbleApp(App):
 
         self.push_screen(DropDetailScreen(title=f"{key.src} → {key.dst} {key.port.text}", keys=[key]))
 
-    def open_policy(self, ref: str, endpoint: Any = None) -> None:
+    def open_policy(self, ref: str, endpoint: Endpoint | None = None) -> None:
         from hubbletui.tui.screens.policy import PolicyScreen
 
         pod = self.store.pods.get(ref)
@@ -297,7 +303,7 @@ class HubbleApp(App):
             endpoint = pod.endpoint
         self.push_screen(PolicyScreen(ref, endpoint))
 
-    def policy_graph(self) -> Any:
+    def policy_graph(self) -> PolicyGraph:
         """The policy graph (networkx), built on first use (in a worker thread) and kept; it follows a live
         cluster's changes."""
         with self._graph_lock:
@@ -313,7 +319,7 @@ class HubbleApp(App):
     # ---------------------------------------------------------------------------------------------------
     # pick
 
-    def picked(self) -> list[Any]:
+    def picked(self) -> list[tuple[GroupFixes, Suggestion]]:
         return list(self.marked.values())
 
     async def action_quit(self) -> None:
@@ -338,7 +344,7 @@ def prepare_process() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
-def refusal_marks(found: list[Any]) -> list[Refusal]:
+def refusal_marks(found: list[MeshRefusal]) -> list[Refusal]:
     """The detector's confirmed refusals (policy and packets agree) as store marks. One the policy alone
     predicts is not counted as a drop; the drop detail of that connection shows the Istio layer denying it."""
     return [Refusal(r.conn, r.summary, tuple(r.evidence_lines()), r.layer, r) for r in found

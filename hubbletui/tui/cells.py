@@ -26,6 +26,22 @@ def cell(text: str, style: str = "") -> Text:
     return Text(" " + printable(text), style=style, no_wrap=True, overflow="ellipsis", end="")
 
 
+RIGHT_ALIGNED = frozenset({"rank", "drops", "rate", "count"})  # number columns: labels flush right too
+
+
+def column_label(key: str, label: str, style: str = "") -> Text:
+    """A column's header, on the side its numbers or names are flush with (one space of margin, as cells)."""
+    right = key in RIGHT_ALIGNED
+    return Text(f"{label} " if right else f" {label}", style=style, justify="right" if right else "left")
+
+
+def same_cell(a: object, b: object) -> bool:
+    """Would ``a`` draw as ``b`` does? Text equality ignores the Text's own style, which is how a row turns red."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return a.plain == b.plain and a.style == b.style and a.spans == b.spans
+    return a == b
+
+
 class Num:
     """A right-aligned number cell that sorts by its value."""
 

@@ -16,11 +16,14 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Event, Flow
 from hubbletui.sources.base import ENDED, FAILED, FlowSource, SourceState
+
+if TYPE_CHECKING:  # annotations only: these are imported where first needed, not at start-up
+    from hubbletui.diagnose.mesh_refusals import MeshRefusal, MeshRefusalDetector
 
 BUFFER_SIZE = 100_000
 BATCH = 256  # events handed over at once ...
@@ -35,7 +38,7 @@ class FeedBuffer:
         self.dropped = 0  # events pushed out unread because the buffer was full
         self.state: SourceState | None = None
         self.states_seen = 0
-        self.refusals: list[Any] = []  # the detector's latest findings
+        self.refusals: list[MeshRefusal] = []  # the detector's latest findings
         self.refusals_seen = 0
         self._events: deque[Event] = deque()
         self._lock = threading.Lock()
@@ -58,7 +61,7 @@ class FeedBuffer:
         self.state = state
         self.states_seen += 1
 
-    def put_refusals(self, found: list[Any]) -> None:
+    def put_refusals(self, found: list[MeshRefusal]) -> None:
         self.refusals = found
         self.refusals_seen += 1
 
@@ -91,7 +94,8 @@ class Reports:
         return self._items[-1] if self._items else ""
 
 
-def run_source(source: FlowSource, buffer: FeedBuffer, cancelled: Callable[[], bool], detector: Any = None) -> None:
+def run_source(source: FlowSource, buffer: FeedBuffer, cancelled: Callable[[], bool],
+               detector: MeshRefusalDetector | None = None) -> None:
     """Iterate ``source`` into ``buffer`` until it ends or ``cancelled()`` turns true (run this in a thread).
 
     ``detector``: a MeshRefusalDetector (or None): fed every flow, asked for refusals once a second.
@@ -100,7 +104,7 @@ def run_source(source: FlowSource, buffer: FeedBuffer, cancelled: Callable[[], b
 
 
 class _Feeder:
-    def __init__(self, source: FlowSource, buffer: FeedBuffer, detector: Any):
+    def __init__(self, source: FlowSource, buffer: FeedBuffer, detector: MeshRefusalDetector | None):
         self.source, self.buffer, self.detector = source, buffer, detector
         self.pending: list[Event] = []  # read, not yet handed over (touched only by this thread's loop)
 

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hubbletui.render.fixes_yaml import render_one
 from hubbletui.untrusted import printable
 from hubbletui.render.fixes_out import slug
 
+if TYPE_CHECKING:  # annotations only: these are imported where first needed, not at start-up
+    from hubbletui.suggest.model import GroupFixes, Suggestion
 
-def fix_yaml(group: Any, suggestion: Any) -> str:
+
+def fix_yaml(group: GroupFixes, suggestion: Suggestion) -> str:
     return render_one(group, suggestion)
 
 
-def patch_text(suggestion: Any) -> str:
+def patch_text(suggestion: Suggestion) -> str:
     """The fix as changes to make: each patch as its `kubectl patch` command and body, each new object named."""
     lines: list[str] = []
     for change in suggestion.changes:
@@ -38,10 +41,10 @@ def patch_text(suggestion: Any) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def default_path(out_dir: Path, group: Any, suggestion: Any) -> Path:
+def default_path(out_dir: Path, group: GroupFixes, suggestion: Suggestion) -> Path:
     return out_dir / f"{slug(group.case)}--{suggestion.kind}-{suggestion.id}.yaml"
 
 
-def picked_yaml(picked: list[tuple[Any, Any]]) -> str:
+def picked_yaml(picked: list[tuple[GroupFixes, Suggestion]]) -> str:
     """What `hubbletui pick` prints: each marked fix, live, as one YAML stream."""
     return "---\n".join(fix_yaml(group, suggestion) for group, suggestion in picked)

@@ -3,7 +3,7 @@ Istio's, when it is in the mesh), what it may reach and what may reach it (runs 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
@@ -11,6 +11,12 @@ from hubbletui.errors import HubbleTuiError
 from hubbletui.policy import istio
 from hubbletui.policy.istio_layer import k8s_labels, membership
 from hubbletui.untrusted import printable
+
+if TYPE_CHECKING:  # annotations only: these are imported where first needed, not at start-up
+    from hubbletui.flows.model import Endpoint
+    from hubbletui.policy.engine import PolicyEngine
+    from hubbletui.policy.graph import PolicyGraph
+    from hubbletui.policy.subjects import Subject
 
 DIRECTIONS = ("ingress", "egress")
 MAX_PEERS = 60
@@ -30,7 +36,7 @@ class _Lines:
         self.text.append("\n")
 
 
-def policy_view(graph: Any, ref: str, endpoint: Any = None) -> Text:
+def policy_view(graph: PolicyGraph, ref: str, endpoint: Endpoint | None = None) -> Text:
     """``endpoint``: the pod as Hubble named it, when flows did; a pod the cluster state lacks (newer than a
     snapshot) is then judged by its identity labels or its workload's template, as the engine decides."""
     engine = graph.engine
@@ -67,7 +73,7 @@ def policy_view(graph: Any, ref: str, endpoint: Any = None) -> Text:
     return line.text
 
 
-def _selecting(line: _Lines, engine: Any, graph: Any, subject: Any, direction: str) -> None:
+def _selecting(line: _Lines, engine: PolicyEngine, graph: PolicyGraph, subject: Subject, direction: str) -> None:
     rules = engine.selecting_rules(subject, direction)
     isolated = engine.is_isolated(subject, direction)
     if isolated:
@@ -83,7 +89,7 @@ def _selecting(line: _Lines, engine: Any, graph: Any, subject: Any, direction: s
         line(("peers: ", "dim"), rule.peers_text(), ("  ports: ", "dim"), rule.ports_text(), indent=6)
 
 
-def _istio(line: _Lines, engine: Any, subject: Any) -> None:
+def _istio(line: _Lines, engine: PolicyEngine, subject: Subject) -> None:
     mesh = membership(engine, subject)
     if mesh is None:
         return
@@ -103,6 +109,6 @@ def _istio(line: _Lines, engine: Any, subject: Any) -> None:
              indent=2)
 
 
-def _peers(pairs: list, subject: Any) -> list[tuple[str, str]]:
+def _peers(pairs: list, subject: Subject) -> list[tuple[str, str]]:
     return sorted((peer.workload_ref, ports.text()) for peer, ports in pairs
                   if peer.workload_ref != subject.workload_ref)

@@ -66,7 +66,7 @@ def test_groups_and_their_status(recording):
     assert explained.layer == "ingress" and explained.trace is not None
     assert explained.first_ns < explained.last_ns
     nearest = explained.trace.layer("ingress").nearest[0]
-    assert [lack["text"] for lack in nearest["lacks"]] == ["label org=empire"]
+    assert [lack.text for lack in nearest.lacks] == ["label org=empire"]
     assert "cluster state allows it" in groups[1].explanation
     assert groups[2].explanation.startswith("CT_MAP_INSERTION_FAILED:") and groups[2].trace is None
     deny_notes = " ".join(groups[3].notes)

@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from grpc_support import T0, flow_line, mixed_lines, playlist_of
+from grpc_support import T0, SteppedClock, flow_line, mixed_lines, playlist_of
 from hubbletui.flows.decode import event_from_proto
 from hubbletui.flows.model import Flow
 from hubbletui.proto.flow import flow_pb2
@@ -92,22 +92,22 @@ async def test_field_mask_trims_flows(tmp_path, lines):
 
 
 async def test_paced_follow_streams_at_recorded_gaps_times_speed(tmp_path):
-    # 6 flows 200 ms apart at 4x: one every 50 ms
+    # 6 flows 200 ms apart at 4x: one every 50 ms of the server's clock, stepped here so load cannot move it
     lines = [flow_line(T0 + i * 200_000_000, sport=40000 + i) for i in range(6)]
-    async with ReplayServer(playlist_of(lines, tmp_path), speed=4) as server:
-        loop = asyncio.get_running_loop()
-        arrivals = []
+    clock = SteppedClock()
+    async with ReplayServer(playlist_of(lines, tmp_path), speed=4, clock=clock) as server:
+        ports = []
         async with grpc.aio.insecure_channel(server.address) as channel:
             call = observer_pb2_grpc.ObserverStub(channel).GetFlows(observer_pb2.GetFlowsRequest(follow=True))
             async for response in call:
                 if response.HasField("flow"):
-                    arrivals.append(loop.time())
-                    if len(arrivals) == 5:
+                    ports.append(response.flow.l4.TCP.source_port)
+                    if len(ports) == 5:
                         call.cancel()
                         break
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert all(0.02 < g < 0.2 for g in gaps), gaps
-    assert 0.15 < arrivals[-1] - arrivals[0] < 0.5
+    # follow alone starts after what has played (the first flow, at offset 0); each later one waits its gap
+    assert ports == [40001, 40002, 40003, 40004, 40005]
+    assert [round(s, 6) for s in clock.sleeps[:5]] == [0.05] * 5
 
 
 async def test_loop_moves_times_forward(tmp_path):

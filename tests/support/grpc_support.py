@@ -146,3 +146,18 @@ def encoded(lines: list[dict]) -> list[bytes]:
     from hubbletui.server.playlist import response_message
 
     return [response_message(event_from_json(line)).SerializeToString() for line in lines]
+
+
+class SteppedClock:
+    """Time that moves only when the pacer sleeps: the schedule is checked exactly, whatever the load."""
+
+    def __init__(self):
+        self.t = 100.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds

@@ -167,5 +167,5 @@ spec:
     answer = summary_dict(eng.trace("app/client", "api.example.com", 443))
     assert answer["verdict"] == "conditional" and answer["conditions"][0]["kind"] == "fqdn"
     l7 = eng.trace("app/client", "app/api", 8080)
-    assert l7.answer == "conditional" and [c["kind"] for c in l7.conditions] == ["l7"]
+    assert l7.answer == "conditional" and [c.kind for c in l7.conditions] == ["l7"]
     assert summary_dict(eng.trace("app/client", "app/api", 9000))["verdict"] == "denied"

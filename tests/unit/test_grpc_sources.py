@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from grpc_support import T0, flow_line, mixed_lines, write_recording
+from grpc_support import T0, SteppedClock, flow_line, mixed_lines, write_recording
 from hubbletui.flows.decode import event_from_json
 from hubbletui.flows.model import Flow, NodeStatus
 from hubbletui.flows.request import FilterSpec, FlowQuery, build_filters
@@ -63,21 +63,6 @@ async def test_recording_unpaced_with_filters_and_malformed_lines(tmp_path):
     assert len(flows) == 10 and all(f.verdict == "DROPPED" for f in flows)
     assert items[0] == SourceState(STREAMING, source.describe()) and items[-1].state == ENDED
     assert source.stats.flows == 10 and source.stats.malformed == 1 and "rec.json:31" in reports[0]
-
-
-class SteppedClock:
-    """Time that moves only when the pacer sleeps: the schedule is checked exactly, whatever the load."""
-
-    def __init__(self):
-        self.t = 100.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 async def test_recording_paced_by_recorded_gaps_times_speed(tmp_path):

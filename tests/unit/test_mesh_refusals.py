@@ -75,9 +75,9 @@ def test_crashlooping_client_is_refused_by_authorization_policy(detector):
     assert ev.silent_closes == 0  # the sidecar finished its TLS handshake before refusing
     assert all(c.delay_ns < 5 * MS for c in ev.closes)
     decision = refusal.decision
-    assert not decision["allowed"] and decision["action"] == "ALLOW"
-    assert decision["applicable_allow"] == ["shop/payments-allow"]
-    assert decision["nearest"][0]["fields"] == ["principals"]
+    assert not decision.allowed and decision.action == "ALLOW"
+    assert decision.applicable_allow == ("shop/payments-allow",)
+    assert decision.nearest[0].fields == ("principals",)
     assert refusal.istio.layer == "istio" and refusal.istio.verdict == "denied"
     assert "no ALLOW policy admits cluster.local/ns/shop/sa/checkout on 8080" in refusal.summary
     assert refusal.conn == Conn("shop/checkout", "shop/payments", Port(8080, "TCP"))
@@ -120,16 +120,16 @@ def test_http_403_for_a_principal_no_allow_admits(detector):
 
 def test_conditional_deny_names_the_refused_requests(detector):
     refusal = by_pair(detector.refusals())[("shop/reviewer", "shop/catalog", 9080)]
-    assert refusal.decision["action"] == "DENY"
-    assert refusal.decision["matched"] == {"policy": "shop/catalog-deny-admin", "rule_index": 0}
+    assert refusal.decision.action == "DENY"
+    assert refusal.decision.matched == ("shop/catalog-deny-admin", 0)
     assert refusal.requests == ("GET /admin/stats",)
 
 
 def test_policy_without_packet_evidence_is_low_confidence(detector):
     refusal = by_pair(detector.refusals())[("shop/checkout", "shop/audit", 9090)]
     assert refusal.status == POLICY_WOULD_REFUSE and refusal.confidence == "low"
-    assert refusal.decision["action"] == "DENY"
-    assert refusal.decision["matched"] == {"policy": "shop/audit-deny-checkout", "rule_index": 0}
+    assert refusal.decision.action == "DENY"
+    assert refusal.decision.matched == ("shop/audit-deny-checkout", 0)
     assert refusal.summary.startswith("policy would refuse")
 
 
@@ -161,7 +161,7 @@ def test_a_fix_checked_on_a_what_if_view_admits_the_refused_source(detector):
     from hubbletui.policy import istio_layer
     refusal = by_pair(detector.refusals())[("shop/checkout", "shop/payments", 8080)]
     engine = detector.engine
-    nearest = refusal.decision["nearest"][0]["policy"]  # "shop/payments-allow"
+    nearest = refusal.decision.nearest[0].policy  # "shop/payments-allow"
     policy = copy.deepcopy(engine.state.get("AuthorizationPolicy", *nearest.split("/")))
     policy["spec"]["rules"][0]["from"][0]["source"]["principals"].append(refusal.source_principal)
     view = engine.what_if(upserts=[policy])

@@ -7,9 +7,10 @@ import random
 
 import pytest
 
-from hubbletui.policy.labels import is_identity_label, parse_hubble_labels, pod_identity_labels
+from hubbletui.flows.labels import LabelIndex, Requirement, Selector, parse_hubble_labels
+from hubbletui.policy.labels import is_identity_label, pod_identity_labels
 from hubbletui.policy.ports import ALL_PORTS, PortClause, PortSet
-from hubbletui.policy.selectors import LabelIndex, Requirement, Selector, SelectorError, parse_label_selector
+from hubbletui.policy.selectors import SelectorError, parse_label_selector
 
 
 @pytest.mark.parametrize("key, kept", [

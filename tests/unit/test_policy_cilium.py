@@ -94,8 +94,8 @@ def test_cnp_peer_selector_is_pinned_to_the_policy_namespace():
     ingress = result.layer("ingress")
     assert ingress.drop_reason == "POLICY_DENIED"
     assert ingress.isolated_by == ["CiliumNetworkPolicy/prod/p"]
-    lacks = ingress.nearest[0]["lacks"]
-    assert [(lack["what"], lack["values"]) for lack in lacks] == [("namespace", ["prod"])]
+    lacks = ingress.nearest[0].lacks
+    assert [(lack.what, lack.values) for lack in lacks] == [("namespace", ("prod",))]
 
 
 def test_cnp_peer_naming_a_namespace_reaches_into_it():
@@ -232,7 +232,7 @@ egress:
     # 10.0.0.10 is web's pod IP: it resolves to the pod, and CIDR rules never match pods
     result = eng.trace("prod/client", "10.0.0.10", 8080)
     assert result.dst.id == "prod/web" and result.verdict == "denied"
-    assert "never match pods" in result.layer("egress").nearest[0]["lacks"][0]["text"]
+    assert "never match pods" in result.layer("egress").nearest[0].lacks[0].text
 
 
 def test_to_cidr_ipv6_does_not_match_ipv4():
@@ -384,7 +384,7 @@ def test_deny_reports_policy_deny_and_the_rule():
     result = PolicyEngine(load_snapshot(files)).trace("demo/client", "demo/server", 80)
     ingress = result.layer("ingress")
     assert ingress.reason == "deny-rule" and ingress.drop_reason == "POLICY_DENY"
-    assert [(d["ref"], d["path"]) for d in ingress.denied_by] == [
+    assert [(d.ref, d.path) for d in ingress.denied_by] == [
         ("CiliumNetworkPolicy/demo/deny-80", "spec.ingressDeny[0]")]
 
 

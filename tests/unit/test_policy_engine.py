@@ -331,7 +331,7 @@ def test_istio_layer_allows_the_named_principal_only():
     istio = denied.layer("istio")
     assert denied.verdict == "denied" and denied.deciding_layer is istio
     assert istio.isolated_by == ["AuthorizationPolicy/mesh/ratings-viewer"]
-    assert istio.nearest and istio.nearest[0]["ref"] == "AuthorizationPolicy/mesh/ratings-viewer"
+    assert istio.nearest and istio.nearest[0].ref == "AuthorizationPolicy/mesh/ratings-viewer"
 
 
 def test_no_istio_layer_outside_the_mesh_or_for_udp():

@@ -104,7 +104,7 @@ def test_nearest_rule_for_the_exporter():
     _, _, graph = build()
     nearest = graph.nearest_rules("db/exporter", "db/fdb", 4500)
     # egress at the exporter denies first: its only rule lacks the peer and the port
-    assert nearest[0]["ref"] == "CiliumNetworkPolicy/db/exporter-egress"
+    assert nearest[0].ref == "CiliumNetworkPolicy/db/exporter-egress"
     assert graph.nearest_rules("app/api", "db/fdb", 4500) == []  # allowed
 
 
@@ -116,8 +116,8 @@ def test_nearest_ingress_rule_names_the_missing_label():
                            "egress": [{"toEntities": ["all"]}]}})
     graph = PolicyGraph(PolicyEngine(state))
     nearest = graph.nearest_rules("db/exporter", "db/fdb", 4500)
-    assert nearest[0]["ref"] == "CiliumNetworkPolicy/db/fdb-clients"
-    assert [lack["text"] for lack in nearest[0]["lacks"]] == ["label fdb-client=true"]
+    assert nearest[0].ref == "CiliumNetworkPolicy/db/fdb-clients"
+    assert [lack.text for lack in nearest[0].lacks] == ["label fdb-client=true"]
 
 
 def test_graph_follows_engine_changes():

@@ -177,7 +177,7 @@ def test_named_ports_resolve_with_their_protocol():
     assert verdict(eng, "shop/front", "shop/api", 9000, "UDP") == "denied"
     assert verdict(eng, "shop/front", "shop/api", 9000, "SCTP") == "denied"
     result = eng.trace("shop/front", "shop/api", 9000, "SCTP")
-    assert "sig=9000/SCTP" in result.layer("ingress").nearest[0]["lacks"][0]["text"]
+    assert "sig=9000/SCTP" in result.layer("ingress").nearest[0].lacks[0].text
 
 
 def test_sctp():
@@ -212,6 +212,6 @@ def test_denial_explains_the_missing_label_and_namespace():
         ports: [{port: 8080}]}]}""")
     result = eng.trace("shop/front", "shop/api", 8080)
     near = result.layer("ingress").nearest[0]
-    texts = sorted(lack["text"] for lack in near["lacks"])
+    texts = sorted(lack.text for lack in near.lacks)
     assert texts == ["label app=monitor", "namespace label env=tools"]
-    assert near["ref"] == "NetworkPolicy/shop/np0" and near["path"] == "spec.ingress[0]"
+    assert near.ref == "NetworkPolicy/shop/np0" and near.path == "spec.ingress[0]"

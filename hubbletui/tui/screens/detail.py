@@ -7,7 +7,7 @@ as a patch. `w` writes it (atomically), `c` copies it, `f` asks for it in anothe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.syntax import Syntax
 from rich.text import Text
@@ -30,6 +30,9 @@ from hubbletui.tui.flowlines import ROW_COLUMNS, row_cells
 from hubbletui.tui.screens.write_fix import WriteFixScreen
 from hubbletui.tui.widgets.keyed_table import KeyedTable
 from hubbletui.tui.screens.base import HubbleScreen
+
+if TYPE_CHECKING:  # annotations only: these are imported where first needed, not at start-up
+    from hubbletui.suggest.model import Suggestion
 
 FIX_COLUMNS = [("rank", "#", 2), ("mark", "", 1), ("kind", "KIND", 12), ("blast", "NEW", 3), ("fix", "FIX", 200)]
 
@@ -88,7 +91,7 @@ class DropDetailScreen(HubbleScreen):
         return self.analyses.get((self.current, self.fmt or ""))
 
     @property
-    def fix(self) -> Any:
+    def fix(self) -> Suggestion | None:
         analysis = self.analysis
         fixes = analysis.suggestions if analysis is not None else []
         return fixes[self.selected_fix] if 0 <= self.selected_fix < len(fixes) else None
@@ -180,7 +183,7 @@ class DropDetailScreen(HubbleScreen):
         self.app.pop_screen()
         self.hubble.redraw()
 
-    def _need_fix(self, doing: str) -> Any:
+    def _need_fix(self, doing: str) -> Suggestion | None:
         fix = self.fix
         if fix is None:
             self.notify(f"no fix to {doing} for this drop group", severity="warning", timeout=3, markup=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,11 +16,14 @@ from hubbletui.diagnose.analysis import NO_CLUSTER
 from hubbletui.tui.policy_text import policy_view
 from hubbletui.tui.screens.base import HubbleScreen
 
+if TYPE_CHECKING:  # annotations only: these are imported where first needed, not at start-up
+    from hubbletui.flows.model import Endpoint
+
 
 class PolicyScreen(HubbleScreen):
     BINDINGS = [Binding("escape", "back", "Back")]
 
-    def __init__(self, ref: str, endpoint: Any = None):
+    def __init__(self, ref: str, endpoint: Endpoint | None = None):
         super().__init__()
         self.ref = ref
         self.endpoint = endpoint

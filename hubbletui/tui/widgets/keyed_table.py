@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 
-from rich.text import Text
 from textual.widgets import DataTable
 
-from hubbletui.tui.cells import Num
+from hubbletui.tui.cells import Num, column_label, same_cell
 
 RANK = "rank"
-_RIGHT = frozenset({"rank", "drops", "rate", "count"})  # number columns: labels flush right like the numbers
 REBUILD_FRACTION = 0.25
 
 
@@ -34,9 +32,7 @@ class KeyedTable(DataTable):
 
     def on_mount(self) -> None:
         for key, label, width in self._column_spec:
-            right = key in _RIGHT
-            self.add_column(Text(f"{label} " if right else f" {label}", style="bold",
-                                 justify="right" if right else "left"), key=key, width=width + 2)
+            self.add_column(column_label(key, label, "bold"), key=key, width=width + 2)
 
     @property
     def selected_id(self) -> str | None:
@@ -72,7 +68,7 @@ class KeyedTable(DataTable):
                 self.add_row(*cells, key=row_id)
             else:
                 for column, new, before in zip(columns, cells, old, strict=True):
-                    if not _same(new, before):
+                    if not same_cell(new, before):
                         self.update_cell(row_id, column, new)
             self._shown[row_id] = cells
         if wanted_ids != self._order:
@@ -80,10 +76,3 @@ class KeyedTable(DataTable):
             self._order = wanted_ids
             if keep_cursor is not None and keep_cursor in self._shown:
                 self.move_cursor(row=self.get_row_index(keep_cursor), animate=False, scroll=False)
-
-
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, Text) and isinstance(b, Text):
-        # Text equality ignores the Text's own style, which is how a row turns red
-        return a.plain == b.plain and a.style == b.style and a.spans == b.spans
-    return a == b

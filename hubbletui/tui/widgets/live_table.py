@@ -23,10 +23,9 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from hubbletui.tui.cells import Num
+from hubbletui.tui.cells import Num, column_label, same_cell
 from hubbletui.tui.widgets.strips import text_segments
 
-RIGHT_ALIGNED = frozenset({"rank", "drops", "rate", "count"})  # number columns: labels flush right too
 HEADER_LINES = 1
 
 
@@ -84,8 +83,7 @@ class LiveTable(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self._columns = [(key, width + 2) for key, _, width in columns]
         self._column_index = {key: i for i, (key, _) in enumerate(self._columns)}
-        self._labels = [Text(f"{label} " if key in RIGHT_ALIGNED else f" {label}",
-                             justify="right" if key in RIGHT_ALIGNED else "left") for key, label, _ in columns]
+        self._labels = [column_label(key, label) for key, label, _ in columns]
         self._width = sum(width for _, width in self._columns)
         # each cell's segments name their column, as DataTable's do; it also keeps a screenshot's SVG text runs
         # one per cell (a run spanning cells of one style drifts in some SVG renderers)
@@ -267,11 +265,4 @@ class LiveTable(ScrollView, can_focus=True):
 
 
 def _same_cells(a: tuple, b: tuple) -> bool:
-    return all(_same(x, y) for x, y in zip(a, b, strict=True))
-
-
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, Text) and isinstance(b, Text):
-        # Text equality ignores the Text's own style, which is how a row turns red
-        return a.plain == b.plain and a.style == b.style and a.spans == b.spans
-    return a == b
+    return all(same_cell(x, y) for x, y in zip(a, b, strict=True))
