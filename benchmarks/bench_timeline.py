@@ -4,7 +4,7 @@
 
 Prints medians over --runs:
   record     one cluster change recorded (what the live watch adds per event)
-  state_at   one view as of a random time within the window (cost grows with the changes since that time)
+  state_at   one view as of a random time within the window (a bisect per object read, whatever the time)
   in_order   one view per flow for flows in time order over the last 50 changes (a replay or live stream)
   get        one object read through a view, against a read of the store itself
 Only the per-flow figures (state_at + get) count against ingest: a flow per 50 µs at 20,000 flows/s.

@@ -3,8 +3,9 @@
 Each flow should be judged against the cluster as it was when the flow happened, not as it is now. The
 timeline listens to a ClusterState and keeps, per change, the object's old and new version (references to
 the API dicts the store already holds: the store replaces objects, it never mutates them, so nothing is
-copied). `state_at(t)` returns a view that overlays the old versions of the changes made after `t` on the
-current store: its cost is the number of changes since `t`, not the size of the cluster.
+copied). `state_at(t)` returns a view over the current store that, for an object changed after `t`, answers with
+the old version of its first change after `t`: each object keeps its own short list of change times, so a
+view costs a bisect, whatever the time asked for and however many changes came since.
 
 The window is bounded by count and age; a view older than what the window still holds says so
 (`complete` is False) so callers can mark a verdict as judged against a later state.
@@ -83,8 +84,9 @@ class Timeline:
         self._entries: deque[TimelineEntry] = deque()
         self._times: deque[float] = deque()  # parallel to _entries, for bisect
         self.evicted = 0
-        # overlay per bisect position: flows come in bursts at nearby times, so most views share one
-        self._overlays: dict[int, dict] = {}
+        # per object, its changes in the window (times and old versions, oldest first), grouped by kind so a
+        # view's `list` only visits the objects of that kind that changed
+        self._history: dict[str, dict[Key, tuple[list[float], list[dict | None]]]] = {k: {} for k in KINDS}
         self.oldest_complete: float = clock()  # views at or after this time are exact
         # the last version seen per object: the store hands listeners only the new version
         self._seen: dict[tuple[str, Key], dict] = {
@@ -110,7 +112,9 @@ class Timeline:
             if self._times and at < self._times[-1]:
                 at = self._times[-1]  # keep the log ordered even if a clock steps back
             self._entries.append(TimelineEntry(at, kind, key, old, new))
-            self._overlays.clear()
+            times, olds = self._history.setdefault(kind, {}).setdefault(key, ([], []))
+            times.append(at)
+            olds.append(old)
             self._times.append(at)
             self._trim(at)
 
@@ -118,7 +122,11 @@ class Timeline:
         while self._entries and (len(self._entries) > self.max_changes
                                  or now - self._times[0] > self.max_age_s):
             dropped = self._entries.popleft()
-            self._overlays.clear()
+            per_kind = self._history[dropped.kind]
+            times, olds = per_kind[dropped.key]
+            del times[0], olds[0]  # the object's oldest change is the log's oldest
+            if not times:
+                del per_kind[dropped.key]
             self._times.popleft()
             self.evicted += 1
             self.oldest_complete = dropped.time
@@ -132,43 +140,45 @@ class Timeline:
 
     def state_at(self, t: float) -> StateView:
         """The cluster as of time `t` (changes at exactly `t` count as already applied)."""
+        complete = t >= self.oldest_complete or self.evicted == 0
+        return StateView(self, t, complete)
+
+    def version_at(self, kind: str, key: Key, t: float) -> tuple[bool, dict | None]:
+        """(True, old version) if the object changed after `t`; (False, None) if the store's version holds."""
         with self._lock:
-            i = bisect.bisect_right(self._times, t)
-            complete = t >= self.oldest_complete or self.evicted == 0
-            overlay = self._overlays.get(i)
-            if overlay is None:
-                overlay = {}
-                # walk back from the newest: the earliest change after t is written last, its `old` is the
-                # version at t
-                for entry in itertools.islice(reversed(self._entries), len(self._entries) - i):
-                    overlay[(entry.kind, entry.key)] = entry.old
-                if len(self._overlays) > 64:
-                    self._overlays.clear()
-                self._overlays[i] = overlay
-        return StateView(self.state, overlay, t, complete)
+            hist = self._history.get(kind, {}).get(key)
+            if hist is None:
+                return False, None
+            i = bisect.bisect_right(hist[0], t)
+            return (True, hist[1][i]) if i < len(hist[0]) else (False, None)
+
+    def changed_after(self, kind: str, t: float) -> dict[Key, dict | None]:
+        """The objects of `kind` changed after `t`, each with its version as of `t` (None: absent then)."""
+        with self._lock:
+            out = {}
+            for key, (times, olds) in self._history.get(kind, {}).items():
+                i = bisect.bisect_right(times, t)
+                if i < len(times):
+                    out[key] = olds[i]
+            return out
 
 
 class StateView:
-    """Read-only `get`/`list` over a ClusterState with some objects put back to an earlier version."""
+    """Read-only `get`/`list` over a ClusterState with the objects changed after `at` put back as they were."""
 
-    def __init__(self, state: ClusterState, overlay: dict[tuple[str, Key], dict | None], at: float,
-                 complete: bool) -> None:
-        self._state = state
-        self._overlay = overlay
+    def __init__(self, timeline: Timeline, at: float, complete: bool) -> None:
+        self._timeline = timeline
+        self._state = timeline.state
         self.at = at
         self.complete = complete  # False: `at` is older than the window; later changes may be missing
 
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
-        key = (namespace, name)
-        if (kind, key) in self._overlay:
-            return self._overlay[(kind, key)]
-        return self._state.get(kind, namespace, name)
+        changed, old = self._timeline.version_at(kind, (namespace, name), self.at)
+        return old if changed else self._state.get(kind, namespace, name)
 
     def list(self, kind: str) -> list[dict]:
         current = dict(self._state.objects.get(kind, {}))
-        for (k, key), obj in self._overlay.items():
-            if k != kind:
-                continue
+        for key, obj in self._timeline.changed_after(kind, self.at).items():
             if obj is None:
                 current.pop(key, None)
             else:
