@@ -12,6 +12,8 @@ from typing import Any, Protocol, cast
 
 from kubernetes import client
 
+from hubbletui.cluster.model import KUBE_KINDS
+
 
 class RawResponse(Protocol):
     """The part of urllib3's HTTPResponse we use."""
@@ -25,12 +27,18 @@ class RawResponse(Protocol):
 
 @dataclass(frozen=True)
 class Resource:
-    kind: str
-    group: str  # "" for the core group
+    kind: str  # a key of KUBE_KINDS, which holds its group and plural
     versions: tuple[str, ...]  # tried in order; the first one served wins
-    plural: str
     typed_list: str | None  # "CoreV1Api.list_pod_for_all_namespaces"; None means a custom resource
     consequence: str  # what the user loses when the kind cannot be read ("" when obvious)
+
+    @property
+    def group(self) -> str:
+        return KUBE_KINDS[self.kind].group
+
+    @property
+    def plural(self) -> str:
+        return KUBE_KINDS[self.kind].plural
 
     def group_version(self, version: str) -> str:
         return f"{self.group}/{version}" if self.group else version
@@ -48,37 +56,34 @@ class Resource:
 _CORE, _APPS, _BATCH = "CoreV1Api", "AppsV1Api", "BatchV1Api"
 
 RESOURCES: dict[str, Resource] = {r.kind: r for r in (
-    Resource("Namespace", "", ("v1",), "namespaces", f"{_CORE}.list_namespace",
+    Resource("Namespace", ("v1",), f"{_CORE}.list_namespace",
              "namespace selectors will not see namespace labels"),
-    Resource("Pod", "", ("v1",), "pods", f"{_CORE}.list_pod_for_all_namespaces",
+    Resource("Pod", ("v1",), f"{_CORE}.list_pod_for_all_namespaces",
              "workloads will stand for their pods through pod templates"),
-    Resource("ServiceAccount", "", ("v1",), "serviceaccounts", f"{_CORE}.list_service_account_for_all_namespaces",
+    Resource("ServiceAccount", ("v1",), f"{_CORE}.list_service_account_for_all_namespaces",
              "service-account selectors will not see service-account labels"),
-    Resource("Service", "", ("v1",), "services", f"{_CORE}.list_service_for_all_namespaces", ""),
-    Resource("EndpointSlice", "discovery.k8s.io", ("v1",), "endpointslices",
-             "DiscoveryV1Api.list_endpoint_slice_for_all_namespaces",
+    Resource("Service", ("v1",), f"{_CORE}.list_service_for_all_namespaces", ""),
+    Resource("EndpointSlice", ("v1",), "DiscoveryV1Api.list_endpoint_slice_for_all_namespaces",
              "toServices rules naming selector-less Services will admit nothing"),
-    Resource("Node", "", ("v1",), "nodes", f"{_CORE}.list_node",
+    Resource("Node", ("v1",), f"{_CORE}.list_node",
              "node addresses will be taken for world, and host policies will not see node labels"),
-    Resource("Deployment", "apps", ("v1",), "deployments", f"{_APPS}.list_deployment_for_all_namespaces", ""),
-    Resource("StatefulSet", "apps", ("v1",), "statefulsets", f"{_APPS}.list_stateful_set_for_all_namespaces", ""),
-    Resource("DaemonSet", "apps", ("v1",), "daemonsets", f"{_APPS}.list_daemon_set_for_all_namespaces", ""),
-    Resource("ReplicaSet", "apps", ("v1",), "replicasets", f"{_APPS}.list_replica_set_for_all_namespaces", ""),
-    Resource("ReplicationController", "", ("v1",), "replicationcontrollers",
-             f"{_CORE}.list_replication_controller_for_all_namespaces", ""),
-    Resource("Job", "batch", ("v1",), "jobs", f"{_BATCH}.list_job_for_all_namespaces", ""),
-    Resource("CronJob", "batch", ("v1",), "cronjobs", f"{_BATCH}.list_cron_job_for_all_namespaces", ""),
-    Resource("NetworkPolicy", "networking.k8s.io", ("v1",), "networkpolicies",
-             "NetworkingV1Api.list_network_policy_for_all_namespaces",
+    Resource("Deployment", ("v1",), f"{_APPS}.list_deployment_for_all_namespaces", ""),
+    Resource("StatefulSet", ("v1",), f"{_APPS}.list_stateful_set_for_all_namespaces", ""),
+    Resource("DaemonSet", ("v1",), f"{_APPS}.list_daemon_set_for_all_namespaces", ""),
+    Resource("ReplicaSet", ("v1",), f"{_APPS}.list_replica_set_for_all_namespaces", ""),
+    Resource("ReplicationController", ("v1",), f"{_CORE}.list_replication_controller_for_all_namespaces", ""),
+    Resource("Job", ("v1",), f"{_BATCH}.list_job_for_all_namespaces", ""),
+    Resource("CronJob", ("v1",), f"{_BATCH}.list_cron_job_for_all_namespaces", ""),
+    Resource("NetworkPolicy", ("v1",), "NetworkingV1Api.list_network_policy_for_all_namespaces",
              "Kubernetes NetworkPolicies will not be evaluated"),
-    Resource("CiliumNetworkPolicy", "cilium.io", ("v2",), "ciliumnetworkpolicies", None,
+    Resource("CiliumNetworkPolicy", ("v2",), None,
              "Cilium policies will not be evaluated"),
-    Resource("CiliumClusterwideNetworkPolicy", "cilium.io", ("v2",), "ciliumclusterwidenetworkpolicies", None,
+    Resource("CiliumClusterwideNetworkPolicy", ("v2",), None,
              "clusterwide Cilium policies will not be evaluated"),
-    Resource("CiliumCIDRGroup", "cilium.io", ("v2", "v2alpha1"), "ciliumcidrgroups", None,
+    Resource("CiliumCIDRGroup", ("v2", "v2alpha1"), None,
              "cidrGroupRef / cidrGroupSelector peers will admit nothing"),
-    Resource("AuthorizationPolicy", "security.istio.io", ("v1", "v1beta1"), "authorizationpolicies", None,
+    Resource("AuthorizationPolicy", ("v1", "v1beta1"), None,
              "Istio authorization will not be evaluated"),
-    Resource("PeerAuthentication", "security.istio.io", ("v1", "v1beta1"), "peerauthentications", None,
+    Resource("PeerAuthentication", ("v1", "v1beta1"), None,
              "Istio mTLS modes will not be checked"),
 )}

@@ -9,8 +9,10 @@ from hubbletui.suggest.model import ObjectRef, Patch
 
 
 def test_the_api_reader_reads_the_kinds_of_the_table():
-    assert [(r.kind, r.group, r.plural) for r in RESOURCES.values()] == \
-        [(k.name, k.group, k.plural) for k in KUBE_KINDS.values()]
+    assert list(RESOURCES) == list(KUBE_KINDS)
+    assert RESOURCES["CiliumNetworkPolicy"].group_version("v2") == "cilium.io/v2"
+    assert RESOURCES["Pod"].group_version("v1") == "v1"
+    assert RESOURCES["EndpointSlice"].plural == "endpointslices"
     assert KINDS == {k.name: (k.group, k.namespaced) for k in KUBE_KINDS.values()}
 
 
