@@ -116,6 +116,21 @@ def report_rejected(engine) -> None:
                    f"{printable(why)}; not applied", err=True)
 
 
+def incomplete_reasons(engine) -> list[str]:
+    """Every unread kind that could change some answer of a whole-recording command (Istio's kinds included:
+    such a command judges flows at every layer)."""
+    from hubbletui.policy.completeness import relevant
+
+    return relevant(engine.incomplete, istio=True)
+
+
+def exit_code_of(engine, code: int) -> int:
+    """The command's own exit code, unless its answers rest on cluster state that could not be read."""
+    from hubbletui.errors import ExitCode
+
+    return ExitCode.INCOMPLETE if report_incomplete(incomplete_reasons(engine)) else code
+
+
 def report_incomplete(reasons) -> bool:
     """Say on stderr that answers depend on cluster state that is missing; True when there is something to say
     (the command then exits with ExitCode.INCOMPLETE)."""

@@ -7,7 +7,8 @@ import sys
 import click
 import orjson
 
-from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
+from hubbletui.cli.cluster_options import (build_engine, cluster_options, engine_options, exit_code_of,
+                                           incomplete_reasons, load_cluster)
 from hubbletui.errors import ExitCode
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.render.drops_text import render_markdown, render_text
@@ -36,6 +37,8 @@ def explain(**kwargs) -> int:
     if output == "json":
         doc = {"cluster": state.source, "drops": sum(g.flows for g in groups), "groups": [g.to_dict() for g in groups],
                "disagreements": found.disagreements}
+        if incomplete := incomplete_reasons(engine):
+            doc["incomplete"] = incomplete
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     elif output == "md":
         click.echo(render_markdown(groups, state.source))
@@ -43,5 +46,5 @@ def explain(**kwargs) -> int:
         click.echo(render_text(groups))
     if not groups:
         click.echo("hubbletui: no dropped flow in the input", err=True)
-        return ExitCode.NOTHING_TO_FIX
-    return ExitCode.OK
+        return exit_code_of(engine, ExitCode.NOTHING_TO_FIX)
+    return exit_code_of(engine, ExitCode.OK)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
+from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, exit_code_of, load_cluster
 from hubbletui.cli.flow_options import build_query, filter_options, require_one_source, server_options, time_options
 from hubbletui.errors import ExitCode
 
@@ -89,7 +89,7 @@ def suggest(input_file, server, fmt, output, out_dir, kustomize, top, **kwargs) 
             say_not_applyable(groups)
         sys.stdout.buffer.write(render(groups, output, fmt or default_format(engine), other))
         sys.stdout.flush()
-    return ExitCode.OK if any(g.suggestions for g in groups) else ExitCode.NOTHING_TO_FIX
+    return exit_code_of(engine, ExitCode.OK if any(g.suggestions for g in groups) else ExitCode.NOTHING_TO_FIX)
 
 
 def _events(input_file, server, query, kwargs):

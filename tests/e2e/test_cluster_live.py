@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ from hubbletui.cluster.kinds_api import RESOURCES
 from hubbletui.cluster.live import load_live
 from hubbletui.cluster.model import KINDS, Change, ClusterState
 from hubbletui.errors import ExitCode, HubbleTuiError, UnreachableError
+from cli_run import run_cli
 from paths import ROOT
 
 PODS = "/api/v1/pods"
@@ -374,3 +376,27 @@ def test_dns_failure_is_named(tmp_path, monkeypatch):
         load_live(kubeconfig=str(config))
     assert str(caught.value) == ("cannot reach the Kubernetes API server at https://api.cluster.example:6443: "
                                  "DNS lookup failed (Name or service not known)")
+
+
+@pytest.mark.parametrize("command", ["explain", "suggest"])
+def test_an_unreadable_policy_kind_makes_whole_recording_answers_incomplete(server, kubeconfig, command):
+    # the Cilium policies could decide every drop: answers without them are flagged and the exit code says so
+    server.forbid(CNPS)
+    flows = str(ROOT / "tests" / "fixtures" / "flows" / "policy_denied_egress.jsonl")
+    out = run_cli(command, "--live", "--kubeconfig", kubeconfig, "--input-file", flows, "-o", "json",
+                  env={"KUBECONFIG": kubeconfig})
+    assert out.returncode == ExitCode.INCOMPLETE, out.stderr
+    assert b"incomplete cluster state: CiliumNetworkPolicy: forbidden by RBAC" in out.stderr
+    if command == "explain":
+        doc = json.loads(out.stdout)
+        assert doc["incomplete"] == ["CiliumNetworkPolicy: forbidden by RBAC (list ciliumnetworkpolicies at "
+                                     "cluster scope)"]
+
+
+@pytest.mark.parametrize("command", ["explain", "suggest"])
+def test_a_fully_readable_cluster_keeps_the_usual_exit_codes(server, kubeconfig, command):
+    flows = str(ROOT / "tests" / "fixtures" / "flows" / "policy_denied_egress.jsonl")
+    out = run_cli(command, "--live", "--kubeconfig", kubeconfig, "--input-file", flows, "-o", "json",
+                  env={"KUBECONFIG": kubeconfig})
+    assert out.returncode in (ExitCode.OK, ExitCode.NOTHING_TO_FIX), out.stderr
+    assert b"incomplete cluster state" not in out.stderr
