@@ -9,7 +9,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +21,11 @@ from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, fil
 from hubbletui.cluster.model import ClusterState
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.flows.request import FilterSpec, FlowQuery
+
+if TYPE_CHECKING:  # the fix modules load only when a TUI runs
+    from hubbletui.suggest.model import GroupFixes, Suggestion
+
+    Picked = tuple[GroupFixes, Suggestion]  # a fix marked in `pick`: its group and the chosen suggestion
 
 SERVER_HISTORY = 10_000  # flows a live TUI asks the server for before following (its recent buffer)
 DEMO_SPEED = 5.0
@@ -120,7 +125,7 @@ class TuiFlags:
     out_dir: Path | None = None
 
 
-def _run(kwargs: dict, *, pick: bool) -> list[Any]:
+def _run(kwargs: dict, *, pick: bool) -> list[Picked]:
     own, filters, times, server_flags, cluster, engine_flags = split(
         kwargs, TuiFlags, FilterSpec, TimeFlags, ServerFlags, ClusterFlags, EngineFlags)
     input_file, server, speed, out_dir = own.input_file, own.server, own.speed, own.out_dir
@@ -153,7 +158,7 @@ def _run(kwargs: dict, *, pick: bool) -> list[Any]:
 
 
 def _launch(source, state: ClusterState | None, engine, *, notes, out_dir: Path | None, pick: bool,
-            reports=None) -> list[Any]:
+            reports=None) -> list[Picked]:
     from hubbletui.tui.app import create_app, prepare_process
     from hubbletui.tui.tty_driver import TtyDriver, needs_tty_driver
 
@@ -243,7 +248,7 @@ def _print_demo_fixes(recording: Path, cluster: Path) -> int:
     return print_fixes(recording=recording, cluster=cluster, cluster_name=CLUSTER_NAME)
 
 
-def _write_picked(picked: list[Any]) -> None:
+def _write_picked(picked: list[Picked]) -> None:
     from hubbletui.tui.fixes import picked_yaml
 
     sys.stdout.write(picked_yaml(picked))
