@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from hubbletui.diagnose.explain import explain_group, refusal_group
 from hubbletui.diagnose.groups import DropGroup, DropNamer, add_flow, source_in_trouble
+from hubbletui.diagnose.implied import ImpliedGaps
 from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
 from hubbletui.flows.conn import GroupKey
 from hubbletui.flows.model import Flow
@@ -39,7 +40,7 @@ class Diagnosis:
 def diagnose(engine: PolicyEngine, events: Iterable) -> Diagnosis:
     """Group every dropped flow and every connection Istio refuses among ``events`` (one pass; non-flows are
     skipped), and explain each group with the run's one engine."""
-    namer, detector = DropNamer(engine), MeshRefusalDetector(engine)
+    namer, detector, implied = DropNamer(engine), MeshRefusalDetector(engine), ImpliedGaps(engine)
     groups: dict[GroupKey, DropGroup] = {}
     samples: dict[tuple, Flow] = {}  # the first forwarded flow of each connection, for refused groups
     drops = 0
@@ -47,11 +48,14 @@ def diagnose(engine: PolicyEngine, events: Iterable) -> Diagnosis:
         if not isinstance(flow, Flow):
             continue
         detector.observe(flow)
+        implied.observe(flow)
         if flow.is_drop:
             drops += 1
             add_flow(groups, namer.key(flow), flow)
         else:
             samples.setdefault((flow.source.workload_ref, flow.destination.workload_ref, flow.dst_port), flow)
+    # before any group is explained, so that every answer built on the lacking state says so
+    engine.mark_incomplete({why: why for why in implied.reasons()})
     found = [explain_group(engine, g) for g in groups.values()]
     for refusal in detector.refusals():
         sample = samples.get((refusal.source, refusal.destination, refusal.port))

@@ -99,6 +99,13 @@ class PolicyEngine:
         self._load(self.state)
         self._unsubscribe = self.state.subscribe(self.apply) if follow else None
 
+    def mark_incomplete(self, reasons: dict[str, str]) -> None:
+        """Add what else the state is known to lack (the flows of a run imply it: see diagnose.implied); answers
+        from now on carry it, so the answers remembered so far are forgotten."""
+        if reasons.keys() - self.incomplete.keys():
+            self.incomplete.update(reasons)
+            self.memo.clear()
+
     # building ----------------------------------------------------------------------------------
     def _load(self, state: ClusterState) -> None:
         self.inventory = Inventory.from_objects(((k, o) for k in SUBJECT_KINDS for o in state.list(k)),
