@@ -10,6 +10,8 @@ import orjson
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
                                            exit_code_of, incomplete_reasons, load_cluster)
 from hubbletui.cli.flags import split
+from hubbletui.cli.flow_options import TimeFlags, build_query, filter_options, time_options
+from hubbletui.flows.request import FilterSpec
 from hubbletui.errors import ExitCode
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.render.drops_text import render_markdown, render_text
@@ -17,10 +19,14 @@ from hubbletui.render.drops_text import render_markdown, render_text
 
 @click.command(help="Explain every dropped flow of a recording (jsonpb lines, '-' for stdin) against the "
                     "cluster's policies, grouped by source workload, destination workload, port, protocol and "
-                    "drop reason. A policy drop the cluster state would allow is flagged as a disagreement. "
+                    "drop reason. Flows Cilium's policy audit mode passed (verdict AUDIT) are explained as the "
+                    "drops enforcing would make, marked audit; `--verdict AUDIT` keeps only them. A policy drop "
+                    "the cluster state would allow is flagged as a disagreement. "
                     "Exit status 3 when the input holds no dropped flow.")
 @click.option("--input-file", "input_file", required=True, metavar="FILE",
               help="A recording: `hubble observe -o jsonpb` output or Hubble exporter lines ('-' = stdin).")
+@filter_options
+@time_options
 @cluster_options
 @engine_options
 @click.option("-o", "--output", type=click.Choice(["text", "json", "md"]), default=None,
@@ -28,16 +34,18 @@ from hubbletui.render.drops_text import render_markdown, render_text
                    "(default: text on a terminal, json otherwise).")
 def explain(input_file, output, **kwargs) -> int:
     from hubbletui.flows.recording import read_events
+    from hubbletui.flows.select import select
 
-    cluster, engine_flags = split(kwargs, ClusterFlags, EngineFlags)
+    filters, times, cluster, engine_flags = split(kwargs, FilterSpec, TimeFlags, ClusterFlags, EngineFlags)
     output = output or ("text" if sys.stdout.isatty() else "json")
+    query = build_query(filters, times)
     state = load_cluster(cluster)
     engine = build_engine(engine_flags, state)
-    found = diagnose(engine, read_events(input_file))
+    found = diagnose(engine, select(read_events(input_file), query))
     groups = found.groups
     if output == "json":
         doc = {"cluster": state.source, "drops": sum(g.flows for g in groups), "groups": [g.to_dict() for g in groups],
-               "disagreements": found.disagreements}
+               "disagreements": found.disagreements, "audited": sum(g.audited for g in groups)}
         if incomplete := incomplete_reasons(engine):
             doc["incomplete"] = incomplete
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")

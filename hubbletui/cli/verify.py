@@ -10,7 +10,7 @@ import orjson
 import yaml
 
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
-                                           load_cluster)
+                                           load_cluster, report_load)
 from hubbletui.cli.flags import split
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.render.verify_report import verify_junit, verify_markdown, verify_text
@@ -61,10 +61,13 @@ def _deletion(text: str) -> tuple[str, str, str]:
 @click.option("--change", "changes", multiple=True, metavar="PATH",
               help="YAML files or folders of new or modified objects (repeatable).")
 @click.option("--delete", "deletes", multiple=True, metavar="KIND/NS/NAME", help="An object removed (repeatable).")
+@click.option("--after", "after", multiple=True, metavar="PATH", type=click.Path(exists=True),
+              help="The cluster state as it would be, as a snapshot (files or folders, repeatable): what the change "
+                   "makes of the --cluster state. --change and --delete then apply on top of it.")
 @click.option("-o", "--output", type=click.Choice(["text", "json", "md", "junit"]), default="text",
               show_default=True, help="text for people, json for programs, md for a pull-request comment, junit "
                                       "for CI (each recorded connection a test case).")
-def verify(input_file, changes, deletes, output, **kwargs) -> int:
+def verify(input_file, changes, deletes, after, output, **kwargs) -> int:
     """Replay every recorded connection against the cluster before and after a proposed change.
 
     Reports the working connections the change would deny (it breaks them) and the recorded drops it allows
@@ -72,6 +75,7 @@ def verify(input_file, changes, deletes, output, **kwargs) -> int:
 
     \b
       hubbletui verify --input-file flows.json --cluster snapshot/ --change policies/ -o junit > verify.xml
+      hubbletui verify --input-file flows.json --cluster main/ --after pr-branch/ -o md > comment.md
 
     Exit codes: 0 nothing breaks, 6 something would break, 1 errors, 2 usage.
     """
@@ -79,12 +83,19 @@ def verify(input_file, changes, deletes, output, **kwargs) -> int:
     from hubbletui.flows.recording import read_events
 
     cluster, engine_flags = split(kwargs, ClusterFlags, EngineFlags)
-    if not changes and not deletes:
-        raise click.UsageError("give the change: --change PATH and/or --delete KIND/NS/NAME")
+    if not changes and not deletes and not after:
+        raise click.UsageError("give the change: --change PATH, --delete KIND/NS/NAME, or --after SNAPSHOT")
     removed = [_deletion(d) for d in deletes]
     upserts = _change_objects(changes)
     engine = build_engine(engine_flags, load_cluster(cluster))
-    result = run_verify(engine, read_events(input_file), upserts, removed)
+    after_engine = None
+    if after:
+        from hubbletui.cluster.snapshot import load_snapshot
+
+        after_state = load_snapshot(list(after))
+        report_load(after_state)
+        after_engine = build_engine(engine_flags, after_state)  # judged with the same Cilium and Istio settings
+    result = run_verify(engine, read_events(input_file), upserts, removed, after=after_engine)
     if output == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     elif output == "junit":

@@ -14,7 +14,7 @@ from hubbletui.flows.model import Flow
 from hubbletui.diagnose import drop_reasons
 from hubbletui.diagnose.explain import explain_group, refusal_group
 from hubbletui.diagnose.groups import DropGroup, group_drops
-from hubbletui.flows.store import FlowStore, Refusal, Row, RowKey
+from hubbletui.flows.store import WOULD_DROP, FlowStore, Refusal, Row, RowKey
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.result import TraceResult
 
@@ -33,8 +33,8 @@ class Evidence:
     @classmethod
     def take(cls, store: FlowStore, row: Row) -> Evidence:
         mine = store.flows_of(row.key.conn)
-        if row.key.verdict == "DROPPED":
-            mine = [f for f in mine if f.is_drop and (f.drop_reason_name or "") == row.key.reason]
+        if row.key.verdict in WOULD_DROP:
+            mine = [f for f in mine if f.verdict == row.key.verdict and f.reason_name == row.key.reason]
         if not mine:
             mine = [row.sample]
         working = list(store.ring) + [r.sample for r in list(store.rows.values()) if not r.is_drop]
@@ -60,7 +60,7 @@ class Analysis:
 def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence) -> Analysis:
     key = row.key
     out = Analysis(key=key, headline="", refusal=row.refusal)
-    if key.verdict == "DROPPED" and key.reason:
+    if key.verdict in WOULD_DROP and key.reason:
         out.reason_info = drop_reasons.describe(key.reason)
     if engine is None:
         out.headline = _plain_headline(row, out)
@@ -69,7 +69,7 @@ def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence) -> Analys
     try:
         if row.refusal is not None:
             _refusal(row, out)
-        elif key.verdict == "DROPPED":
+        elif key.verdict in WOULD_DROP:
             _drop(engine, evidence, out)
         else:
             _forwarded(row, engine, out)

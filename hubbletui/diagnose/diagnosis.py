@@ -20,7 +20,7 @@ from hubbletui.policy.engine import PolicyEngine
 @dataclass
 class Diagnosis:
     groups: list[DropGroup]  # every group, explained: most flows first
-    drops: int  # dropped flows seen
+    drops: int  # dropped (or audited) flows seen
 
     @property
     def fixable(self) -> list[DropGroup]:
@@ -49,7 +49,7 @@ def diagnose(engine: PolicyEngine, events: Iterable) -> Diagnosis:
             continue
         detector.observe(flow)
         implied.observe(flow)
-        if flow.is_drop:
+        if flow.would_drop:
             drops += 1
             add_flow(groups, namer.key(flow), flow)
         else:

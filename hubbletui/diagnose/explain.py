@@ -21,7 +21,7 @@ from hubbletui.policy.result import ALLOWED
 def explain_group(engine: PolicyEngine, group: DropGroup) -> DropGroup:
     """Fill in the status, layer, trace and explanation of one group (in place; returned for chaining)."""
     flow = group.sample
-    info = drop_reasons.describe(flow.drop_reason_name or flow.drop_reason)
+    info = drop_reasons.describe(flow.reason_name or flow.drop_reason)
     group.reason_info = info
     if len(group.directions) > 1:
         group.notes.append("Hubble reports this drop at both ingress and egress within the group")
@@ -57,7 +57,8 @@ def explain_group(engine: PolicyEngine, group: DropGroup) -> DropGroup:
     if ours is None or ours.verdict == ALLOWED:
         group.status = DISAGREEMENT
         where = f"at {hubble_layer} of {ours.endpoint if ours else dst.id}" if hubble_layer else "anywhere"
-        group.explanation = (f"Hubble dropped this for {info.name} {where}, but the cluster state allows it "
+        verb = "audited this (enforcing drops it)" if group.audit else "dropped this"
+        group.explanation = (f"Hubble {verb} for {info.name} {where}, but the cluster state allows it "
                              f"there ({ours.explanation if ours else trace.explanation()}). The snapshot may be "
                              "stale, or a rule we do not model decided.")
         return group
@@ -68,11 +69,13 @@ def explain_group(engine: PolicyEngine, group: DropGroup) -> DropGroup:
 
 
 def _compare_attribution(group: DropGroup, flow: Flow, ours, reason_name: str) -> None:
-    """Where Hubble named a deny or the reason kind, check it against what the engine found."""
-    if reason_name == "POLICY_DENY" and ours.reason != "deny-rule":
+    """Where Hubble named a deny or the reason kind, check it against what the engine found. An audited flow
+    names no reason of its own (see `Flow.reason_name`): only its policy lists are compared."""
+    hubble_said = not (flow.is_audit and not flow.drop_reason)
+    if hubble_said and reason_name == "POLICY_DENY" and ours.reason != "deny-rule":
         group.notes.append("Hubble says an explicit deny rule matched (POLICY_DENY); the engine finds no "
                            "matching deny rule, only default deny")
-    if reason_name == "POLICY_DENIED" and ours.reason == "deny-rule":
+    if hubble_said and reason_name == "POLICY_DENIED" and ours.reason == "deny-rule":
         group.notes.append("the engine finds a matching deny rule, but Hubble reports default deny "
                            "(POLICY_DENIED); the deny rule may be newer than the flow")
     named = flow.ingress_denied_by if ours.layer == "ingress" else flow.egress_denied_by

@@ -4,6 +4,10 @@ them and the TUI drills into them.
 Cilium's drops are keyed by the workloads the cluster state names on each side; the connections Istio's
 sidecar refused (`mesh_refusals`), which Hubble shows as forwarded, are groups of layer "istio". A group keeps the distinct endpoint pairs it saw, so that a check asks about
 every pod identity involved, not only the first.
+
+Flows Cilium's policy audit mode passed (verdict AUDIT: it would have dropped them when enforcing) join the
+group of the drop they stand for, with the reason enforcing would give (`Flow.reason_name`): a recording taken in
+audit mode gets the fixes its enforcing twin would. A group counts its audited flows, and says it is audit.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class DropGroup:
     pairs: dict[Pair, None] = field(default_factory=dict)  # distinct non-reply endpoint pairs, at most MAX_PAIRS
     replies: int = 0  # dropped replies: connection tracking's doing, which no rule change fixes
     in_trouble: bool = False  # a pod of the source is crashlooping (or failing): its failing connections may be why
+    audited: int = 0  # flows of verdict AUDIT: passed in audit mode, dropped once enforcing
 
     # the key's parts, as the fixes and reports name them
     src = property(lambda self: self.key.src)
@@ -53,6 +58,11 @@ class DropGroup:
     def protocol(self) -> str:
         """The protocol a fix names: TCP where Hubble said none."""
         return self.key.port.protocol or "TCP"
+
+    @property
+    def audit(self) -> bool:
+        """Every flow of the group was audited, none dropped: enforcing would start dropping them."""
+        return self.audited > 0 and self.audited == self.flows
 
     @property
     def is_disagreement(self) -> bool:
@@ -81,12 +91,15 @@ class DropGroup:
 
     @property
     def fixes_text(self) -> str:
-        what = "refused connections" if self.layer == ISTIO else "dropped flows"
+        what = "refused connections" if self.layer == ISTIO else \
+            "audited flows that enforcing drops" if self.audit else "dropped flows"
         where = f" at {self.layer}" if self.layer else ""
         return f"{self.title} ({self.reason}{where}, {self.count} {what})"
 
     def add(self, flow: Flow) -> None:
         self.flows += 1
+        if flow.verdict == "AUDIT":
+            self.audited += 1
         self.first_ns = min(self.first_ns, flow.time_ns)
         self.last_ns = max(self.last_ns, flow.time_ns)
         if flow.direction:
@@ -100,13 +113,14 @@ class DropGroup:
         """The group as `suggest -o json` names it."""
         port = self.key.port
         return {"src": self.src, "dst": self.dst, "port": port.number, "protocol": self.protocol,
-                "reason": self.reason, "layer": self.layer or None, "count": self.count}
+                "reason": self.reason, "layer": self.layer or None, "count": self.count, "audit": self.audit}
 
     def to_dict(self) -> dict:
         """The group as `explain -o json` reports it."""
         port = self.key.port
         return {"src": self.src, "dst": self.dst, "port": port.number, "protocol": port.protocol,
-                "reason": self.reason, "flows": self.flows, "first_time_ns": self.first_ns,
+                "reason": self.reason, "flows": self.flows, "audit": self.audit, "audited_flows": self.audited,
+                "first_time_ns": self.first_ns,
                 "last_time_ns": self.last_ns, "status": self.status, "layer": self.layer or None,
                 "explanation": self.explanation,
                 "reason_info": self.reason_info.to_dict() if self.reason_info else None,
@@ -126,7 +140,7 @@ class DropNamer:
         self._refs: dict[tuple, str] = {}
 
     def key(self, flow: Flow) -> GroupKey:
-        reason = flow.drop_reason_name or (str(flow.drop_reason) if flow.drop_reason else "UNKNOWN")
+        reason = flow.reason_name or "UNKNOWN"
         conn = Conn(self._ref(flow.source), self._ref(flow.destination), Port(flow.dst_port, flow.protocol))
         return GroupKey(conn, "DROPPED", reason)
 
@@ -143,10 +157,10 @@ class DropNamer:
 
 
 def group_drops(flows: Iterable, engine: PolicyEngine | None = None) -> list[DropGroup]:
-    """The dropped flows of ``flows`` (other events are ignored) grouped, most flows first."""
+    """The dropped (or audited) flows of ``flows`` (other events are ignored) grouped, most flows first."""
     namer, groups = DropNamer(engine), {}
     for flow in flows:
-        if isinstance(flow, Flow) and flow.is_drop:
+        if isinstance(flow, Flow) and flow.would_drop:
             add_flow(groups, namer.key(flow), flow)
     return sorted(groups.values(), key=lambda g: (-g.flows, g.key))
 

@@ -112,6 +112,24 @@ class Flow(NamedTuple):
     def is_drop(self) -> bool:
         return self.verdict == "DROPPED"
 
+    @property
+    def is_audit(self) -> bool:
+        """Cilium's policy audit mode let it through, and would have dropped it when enforcing."""
+        return self.verdict == "AUDIT"
+
+    @property
+    def would_drop(self) -> bool:
+        """Dropped, or audited: the flows a policy fix is for."""
+        return self.verdict == "DROPPED" or self.verdict == "AUDIT"
+
+    @property
+    def reason_name(self) -> str:
+        """The drop reason, by name. An AUDIT verdict carries none (the datapath passed the packet): it is the
+        reason enforcing would have given, POLICY_DENY when Hubble names a deny rule, else POLICY_DENIED."""
+        if self.verdict == "AUDIT" and not self.drop_reason:
+            return "POLICY_DENY" if self.egress_denied_by or self.ingress_denied_by else "POLICY_DENIED"
+        return self.drop_reason_name or (str(self.drop_reason) if self.drop_reason else "")
+
 
 class NodeStatus(NamedTuple):
     """Relay's word on a node: NODE_CONNECTED, NODE_UNAVAILABLE, NODE_GONE, NODE_ERROR."""

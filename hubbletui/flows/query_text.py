@@ -68,7 +68,7 @@ class TextQuery:
         if self.namespaces and pod.namespace not in self.namespaces:
             return False
         if self.verdicts:
-            verdicts = {"DROPPED", REFUSED} if pod.refused else {"DROPPED"}
+            verdicts = {"DROPPED"} | ({REFUSED} if pod.refused else set()) | ({"AUDIT"} if pod.audited else set())
             if not verdicts & self.verdicts:
                 return False
         if self.ports and not any(port.number in self.ports for _, port, _ in pod.peers):

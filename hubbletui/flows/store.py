@@ -47,6 +47,7 @@ CONNECTED = "NODE_CONNECTED"
 
 
 RowKey = GroupKey  # a row: one connection with one verdict (and drop reason)
+WOULD_DROP = frozenset(("DROPPED", "AUDIT"))  # AUDIT: policy audit mode passed it, enforcing would drop it
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,11 @@ class Row:
 
     @property
     def is_drop(self) -> bool:
-        return self.key.verdict == "DROPPED" or self.refusal is not None
+        return self.key.verdict in WOULD_DROP or self.refusal is not None
+
+    @property
+    def is_audit(self) -> bool:
+        return self.key.verdict == "AUDIT"
 
     @property
     def namespaces(self) -> tuple[str, str]:
@@ -102,7 +107,7 @@ class Row:
 class PodDrops:
     """Drops charged to one pod."""
 
-    __slots__ = ("ref", "namespace", "pod", "workload", "endpoint", "total", "refused", "last_ns", "peers", "reasons",
+    __slots__ = ("ref", "namespace", "pod", "workload", "endpoint", "total", "refused", "audited", "last_ns", "peers", "reasons",
                  "rows", "_stamps", "_counts", "_search")
 
     def __init__(self, ep: Endpoint):
@@ -113,6 +118,7 @@ class PodDrops:
         self.workload = ep.workload_name
         self.total = 0
         self.refused = 0  # of which mesh refusals
+        self.audited = 0  # of which flows policy audit mode passed
         self.last_ns = 0
         self.peers: Counter[tuple[str, Port, bool]] = Counter()  # (peer ref, port, outgoing) -> drops
         self.reasons: Counter[str] = Counter()
@@ -125,6 +131,8 @@ class PodDrops:
         self.total += 1
         if refused:
             self.refused += 1
+        elif key.verdict == "AUDIT":
+            self.audited += 1
         if flow.time_ns > self.last_ns:
             self.last_ns = flow.time_ns
             self.endpoint = ep
@@ -132,7 +140,8 @@ class PodDrops:
         peers[(peer, key.port, outgoing)] += 1
         if len(peers) > 2 * MAX_PEERS_PER_POD:
             self.peers = Counter(dict(peers.most_common(MAX_PEERS_PER_POD)))
-        self.reasons["refused by istio" if refused else key.reason] += 1
+        self.reasons["refused by istio" if refused else
+                     f"{key.reason} (audit)" if key.verdict == "AUDIT" else key.reason] += 1
         rows = self.rows
         rows[key] = rows.get(key, 0) + 1
         if len(rows) > 2 * MAX_ROWS_PER_POD:
@@ -285,9 +294,8 @@ class FlowStore:
 
         src, dst, port, reply = orient(flow)
         verdict = flow.verdict
-        is_drop = verdict == "DROPPED"
-        key = RowKey(Conn(src.workload_ref, dst.workload_ref, port), verdict,
-                     flow.drop_reason_name if is_drop else "")
+        is_drop = verdict in WOULD_DROP
+        key = RowKey(Conn(src.workload_ref, dst.workload_ref, port), verdict, flow.reason_name if is_drop else "")
         row = self.rows.get(key)
         if row is None:
             row = self._new_row(key, flow, src, dst)
@@ -338,7 +346,7 @@ class FlowStore:
 
     def _new_row(self, key: RowKey, flow: Flow, src: Endpoint, dst: Endpoint) -> Row:
         row = Row(key, flow, src, dst)
-        if key.verdict != "DROPPED":
+        if key.verdict not in WOULD_DROP:
             row.refusal = self.refusals.get(key.conn)
         self.rows[key] = row
         if len(self.rows) > self.max_rows:
@@ -392,7 +400,7 @@ class FlowStore:
             self.refusals.move_to_end(refusal.conn)
         for key, row in self.rows.items() if marked else ():
             refusal = marked.get(key.conn)
-            if refusal is not None and key.verdict != "DROPPED":
+            if refusal is not None and key.verdict not in WOULD_DROP:
                 row.refusal = refusal
                 row._search = ""
                 self._changes.rows.add(key)
@@ -402,7 +410,7 @@ class FlowStore:
         if not fresh:
             return
         for flow in self.ring:
-            if flow.verdict == "DROPPED":
+            if flow.verdict in WOULD_DROP:
                 continue
             oriented = orient(flow)
             conn = oriented.conn

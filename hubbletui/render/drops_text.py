@@ -20,12 +20,13 @@ def render_text(groups: list[DropGroup]) -> str:
         return "no dropped flows"
     lines = []
     for group in groups:
-        flag = "  [DISAGREEMENT]" if group.status == DISAGREEMENT else ""
+        flag = ("  [AUDIT]" if group.audit else f"  [AUDIT {group.audited}]" if group.audited else "") + \
+            ("  [DISAGREEMENT]" if group.status == DISAGREEMENT else "")
         lines.append(f"{p(group.key.text())}: {group.flows} flows, {_when(group)}{flag}")
         if group.layer == "istio":
             lines.append("  refused by Istio: Cilium forwarded it, the destination's sidecar said no")
         elif group.layer:
-            lines.append(f"  dropped at {group.layer}")
+            lines.append(f"  {'audited (enforcing drops it)' if group.audit else 'dropped'} at {group.layer}")
         lines.append(f"  {p(group.explanation)}")
         layer = group.trace.layer(group.layer) if group.trace and group.layer else None
         if layer is not None:
@@ -34,8 +35,10 @@ def render_text(groups: list[DropGroup]) -> str:
             lines.append(f"  note: {p(note)}")
         lines.append("")
     disagreements = sum(1 for g in groups if g.status == DISAGREEMENT)
-    lines.append(f"{len(groups)} groups, {sum(g.flows for g in groups)} dropped flows, "
-                 f"{disagreements} disagreements")
+    audited = sum(g.audited for g in groups)
+    lines.append(f"{len(groups)} groups, {sum(g.flows for g in groups)} dropped flows"
+                 + (f" ({audited} audited: passed in audit mode, enforcing drops them)" if audited else "")
+                 + f", {disagreements} disagreements")
     return "\n".join(lines)
 
 
@@ -43,10 +46,12 @@ def render_markdown(groups: list[DropGroup], source: str) -> str:
     lines = [f"# Dropped flows explained ({md(source)})", ""]
     if not groups:
         return "\n".join(lines + ["No dropped flows."])
-    lines += ["| source | destination | port | reason | flows | layer | status |", "|---|---|---|---|---|---|---|"]
+    lines += ["| source | destination | port | reason | flows | audit | layer | status |",
+              "|---|---|---|---|---|---|---|---|"]
     for g in groups:
         port = g.key.port.text
         lines.append(f"| {md(g.key.src)} | {md(g.key.dst)} | {md(port)} | {md(g.key.reason)} | {g.flows} | "
+                     f"{'yes' if g.audit else g.audited or '-'} | "
                      f"{md(g.layer or '-')} | {'**disagreement**' if g.status == DISAGREEMENT else md(g.status)} |")
     for g in groups:
         lines += ["", f"## {md(g.key.text())}", "", md(g.explanation)]

@@ -1,7 +1,7 @@
 """`hubbletui verify`: replay the recorded connections against the cluster before and after a proposed change.
 
 Before is the engine of the cluster state; after is its what-if view with the change's objects upserted and its
-deletions removed. Every working connection (forwarded, opening) is traced on both: one allowed at a layer
+deletions removed, or, given the state as it would be (`after`), that state's engine (with any change on top). Every working connection (forwarded, opening) is traced on both: one allowed at a layer
 before and denied there after would break. Every group of policy drops is traced on both: denied before and
 allowed at every layer after is fixed. Connections are kept once per identity pair and port (ObservedTraffic),
 so the replay costs distinct connections, not flows.
@@ -64,11 +64,13 @@ def _denial(result: TraceResult) -> str:
 
 
 def verify(engine: PolicyEngine, events: Iterable, upserts: Iterable[dict] = (),
-           deletes: Iterable[tuple[str, str, str]] = ()) -> Verification:
+           deletes: Iterable[tuple[str, str, str]] = (), after: PolicyEngine | None = None) -> Verification:
     flows = [f for f in events if isinstance(f, Flow)]
     found = diagnose(engine, flows)
     observed = ObservedTraffic(flows)
-    after = engine.what_if(upserts=list(upserts), deletes=list(deletes))
+    upserts, deletes = list(upserts), list(deletes)
+    base = after if after is not None else engine
+    after = base.what_if(upserts=upserts, deletes=deletes) if upserts or deletes else base
     out = Verification(connections_over_cap=observed.dropped_over_cap)
     for seen in observed.baseline(engine):
         if not seen.allowed:

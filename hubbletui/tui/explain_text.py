@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from hubbletui.flows.store import Row
+from hubbletui.flows.store import WOULD_DROP, Row
 from hubbletui.render.trace_lines import layer_lines
 from hubbletui.untrusted import printable
 from hubbletui.diagnose.analysis import Analysis
@@ -30,6 +30,8 @@ def explanation_text(row: Row, analysis: Analysis | None) -> Text:
     _line(text, (f"{key.src} → {key.dst} {key.port.text}", "bold"))
     seen = f"{row.count:,} flows, {clock_time(row.first_ns)} to {clock_time(row.last_ns)}"
     verdict = "REFUSED (forwarded by Cilium)" if row.refusal else " ".join(filter(None, (key.verdict, key.reason)))
+    if row.is_audit:
+        verdict += " (policy audit mode passed it: enforcing drops it)"
     _line(text, ("Hubble: ", "dim"), (verdict, verdict_style), f"  {row.direction or ''}  ".rstrip() + "  ",
           (seen, "dim"))
     if analysis is None:
@@ -49,7 +51,7 @@ def explanation_text(row: Row, analysis: Analysis | None) -> Text:
     notes = list(analysis.notes)
     if trace is not None:
         notes += trace.notes
-        if key.verdict != "DROPPED" and any(layer.verdict != "allowed" and layer.layer in ("egress", "ingress")
+        if key.verdict not in WOULD_DROP and any(layer.verdict != "allowed" and layer.layer in ("egress", "ingress")
                                             for layer in trace.layers):
             notes.append("Hubble saw these flows forwarded, but the cluster state denies them at Cilium's layer: "
                          "the state is older or newer than the flows (a pod missing from a snapshot is judged by "

@@ -31,7 +31,11 @@ def pod_cells(pod: PodDrops, now_ns: int, status: PodStatus | None, have_cluster
         status_cell = cell(str(status), "bold red" if status.trouble else "")
     else:
         status_cell = cell("not in cluster" if have_cluster else "no cluster", "dim")
-    mesh = cell(f"refused ×{pod.refused:,}", REFUSED_STYLE) if pod.refused else cell("")
+    # the last column says how the pod's drops differ from plain drops: refused by the mesh, or only audited
+    if pod.refused:
+        mesh = cell(f"refused ×{pod.refused:,}", REFUSED_STYLE)
+    else:
+        mesh = cell(f"audit ×{pod.audited:,}", VERDICT_STYLE["AUDIT"]) if pod.audited else cell("")
     rate = pod.per_minute(now_ns)
     return (cell(pod.pod, "bold"), cell(pod.namespace), Num(pod.total, style="bold red"),
             Num(rate, f"{rate:,.0f}"), Stamp(pod.last_ns), peer_cell, port_cell, status_cell, mesh)
@@ -57,7 +61,7 @@ def log_line(flow: Flow, time_text: str) -> Text:
     dst = endpoint_text(flow.destination, flow.dst_port, dst_names)
     arrow = " <- " if flow.is_reply else " -> "
     left, right = (dst, src) if flow.is_reply else (src, dst)
-    verdict = flow.verdict + (f" {flow.drop_reason_name}" if flow.is_drop and flow.drop_reason_name else "")
+    verdict = flow.verdict + (f" {flow.reason_name}" if flow.would_drop and flow.reason_name else "")
     line = Text(no_wrap=True, overflow="ellipsis", end="")
     line.append(time_text, "dim")
     line.append(" ")

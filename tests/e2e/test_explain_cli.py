@@ -97,7 +97,7 @@ def test_text_and_markdown(recording):
     assert "[DISAGREEMENT]" in text and text.rstrip().endswith("4 groups, 6 dropped flows, 1 disagreements")
     proc = run_cli("explain", "--input-file", str(recording), "--cluster", str(STARWARS), "-o", "md")
     md = proc.stdout.decode()
-    assert "| default/xwing | default/deathstar | 80/TCP | POLICY\\_DENIED | 3 | ingress | explained |" in md
+    assert "| default/xwing | default/deathstar | 80/TCP | POLICY\\_DENIED | 3 | - | ingress | explained |" in md
     assert "**disagreement**" in md
 
 

@@ -8,6 +8,7 @@ import shlex
 
 import pytest
 
+from audit_mode import write_audit_twin
 from cli_run import run_cli
 from hubbletui import demo
 from paths import ROOT
@@ -34,7 +35,10 @@ def commands() -> list[list[str]]:
 def with_demo_files(args: list[str], tmp_path) -> list[str]:
     fixes = tmp_path / "fixes.yaml"  # what the README's `suggest ... > fixes.yaml` wrote
     fixes.write_bytes(run_cli("demo", "--print-fixes").stdout)
-    swap = {"flows.json": str(demo.recording_path()), "snapshot/": str(demo.cluster_path()),
+    flows = demo.recording_path()
+    if "AUDIT" in args:  # the audit-mode section's commands: the demo as recorded in audit mode
+        flows = write_audit_twin(flows, tmp_path / "audit.jsonl")
+    swap = {"flows.json": str(flows), "snapshot/": str(demo.cluster_path()),
             "fixes/": str(tmp_path / "fixes"), "fixes.yaml": str(fixes),
             "KIND/NS/NAME": "CiliumNetworkPolicy/database/default-deny"}
     return [swap.get(a, a) for a in args]

@@ -86,3 +86,62 @@ def test_errors_are_one_line_and_exit_1_or_2(tmp_path):
     assert result.stderr.decode().startswith(f"hubbletui: --change {bad}: not readable YAML")
     assert run_cli(*DEMO_ARGS).returncode == 2  # no change given
     assert run_cli(*DEMO_ARGS, "--delete", "a/b/c/d").returncode == 2
+
+
+def _after_state(tmp_path, source, edit):
+    """A copy of the snapshot ``source`` (a folder or one file) with ``edit(objects)`` applied: the state as a
+    pull request would leave it."""
+    import yaml
+
+    files = sorted(source.glob("*.yaml")) if source.is_dir() else [source]
+    docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    items = [i for d in docs for i in (d.get("items", []) if d.get("kind", "").endswith("List") else [d])]
+    after = tmp_path / "after"
+    after.mkdir()
+    (after / "state.yaml").write_text(yaml.safe_dump_all(edit(items)))
+    return after
+
+
+def test_after_a_snapshot_with_the_demo_fix_passes_like_the_change(tmp_path):
+    import yaml
+
+    fixes = [d for d in yaml.safe_load_all(run_cli("demo", "--print-fixes").stdout) if d]
+    after = _after_state(tmp_path, DEMO / "cluster", lambda objs: objs + fixes)
+    by_after = run_cli(*DEMO_ARGS, "--after", str(after), "-o", "json")
+    assert by_after.returncode == 0, by_after.stderr
+    (tmp_path / "fixes.yaml").write_text(yaml.safe_dump_all(fixes))
+    by_change = run_cli(*DEMO_ARGS, "--change", str(tmp_path / "fixes.yaml"), "-o", "json")
+    assert json.loads(by_after.stdout) == json.loads(by_change.stdout)
+
+
+def test_after_a_snapshot_without_kube_dns_fails_and_lists_the_broken_flows(tmp_path):
+    def no_dns(objs):
+        return [o for o in objs if o["metadata"]["name"] != "allow-kube-dns"]
+
+    result = run_cli(*DEMO_ARGS, "--after", str(_after_state(tmp_path, DEMO / "cluster", no_dns)), "-o", "junit")
+    assert result.returncode == 6
+    failed = [c for c in ET.fromstring(result.stdout).findall("testcase") if c.find("failure") is not None]
+    assert failed and all("kube-system/coredns 53/UDP" in c.get("name") for c in failed)
+    assert run_cli(*DEMO_ARGS, *NO_DNS, "-o", "junit").stdout == result.stdout
+
+
+def test_after_a_scenario_state_that_fixes_and_one_that_breaks(tmp_path):
+    """netpol-only: the state with suggest's new NetworkPolicy fixes admin -> reports; the state with
+    api-allow-frontend gone breaks frontend -> api."""
+    import yaml
+
+    args = ("verify", "--input-file", str(NETPOL / "flows.jsonl"), "--cluster", str(NETPOL / "cluster.yaml"))
+    new_policy = [d for d in yaml.safe_load_all(run_cli("suggest", *args[1:5]).stdout) if d]
+    (tmp_path / "a").mkdir()
+    fixed = _after_state(tmp_path / "a", NETPOL / "cluster.yaml", lambda objs: objs + new_policy)
+    result = run_cli(*args, "--after", str(fixed), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert [f["connection"].split(" (")[0] for f in json.loads(result.stdout)["fixes"]] == \
+        ["web/admin -> web/reports 8080/TCP"]
+    (tmp_path / "b").mkdir()
+    broken = _after_state(tmp_path / "b", NETPOL / "cluster.yaml",
+                          lambda objs: [o for o in objs if o["metadata"]["name"] != "api-allow-frontend"])
+    result = run_cli(*args, "--after", str(broken), "-o", "md")
+    assert result.returncode == 6
+    md = result.stdout.decode()
+    assert md.startswith("## hubbletui verify: ") and "| web/frontend -\\> web/api " in md

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from hubbletui.errors import HubbleTuiError
-from hubbletui.flows.store import Row, RowKey
+from hubbletui.flows.store import WOULD_DROP, Row, RowKey
 from hubbletui.files import write_atomic
 from hubbletui.untrusted import printable
 from hubbletui.diagnose.analysis import Evidence
@@ -248,7 +248,7 @@ def _no_fix_text(analysis: DrillIn) -> Text:
     if analysis.fixes is None:
         if analysis.analysis.notes:
             text.append(printable(analysis.analysis.notes[-1]), "yellow")
-        elif analysis.key.verdict == "DROPPED":
+        elif analysis.key.verdict in WOULD_DROP:
             text.append("no policy change fixes this drop reason", "yellow")
         else:
             text.append("nothing to fix: Hubble forwarded these flows", "dim")
