@@ -152,6 +152,23 @@ class Timeline:
             i = bisect.bisect_right(hist[0], t)
             return (True, hist[1][i]) if i < len(hist[0]) else (False, None)
 
+    def position(self, t: float) -> int:
+        """How many changes had happened by time `t`, counted from the first ever recorded (evicted ones too):
+        two times with the same position see the same cluster."""
+        with self._lock:
+            if not self._times or t >= self._times[-1]:
+                return self.evicted + len(self._times)
+            return self.evicted + bisect.bisect_right(self._times, t)
+
+    @property
+    def total(self) -> int:
+        """The position of "now": every change recorded so far."""
+        return self.evicted + len(self._times)
+
+    def reverted_at(self, t: float) -> list[tuple[str, Key, dict | None]]:
+        """(kind, key, version as of `t`) for every object changed after `t`; None: it did not exist then."""
+        return [(kind, key, old) for kind in KINDS for key, old in sorted(self.changed_after(kind, t).items())]
+
     def changed_after(self, kind: str, t: float) -> dict[Key, dict | None]:
         """The objects of `kind` changed after `t`, each with its version as of `t` (None: absent then)."""
         with self._lock:
