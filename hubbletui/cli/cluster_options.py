@@ -4,6 +4,7 @@ where the cluster state comes from (`--cluster PATH...` or `--live`) and how Cil
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import click
 
@@ -51,28 +52,44 @@ def engine_options(func: Callable) -> Callable:
     return func
 
 
-def cluster_flags(kwargs: dict) -> tuple[tuple[str, ...], bool, str | None, str | None]:
-    """Consume and check the cluster flags from ``kwargs``: (snapshot paths, live, context, kubeconfig)."""
-    paths, live = tuple(kwargs.pop("cluster", ()) or ()), kwargs.pop("live", False)
-    context, kubeconfig = kwargs.pop("context", None), kwargs.pop("kubeconfig", None)
-    if paths and live:
-        raise click.UsageError("give either --cluster PATH or --live, not both")
-    if (context or kubeconfig) and not live:
-        raise click.UsageError("--context and --kubeconfig go with --live")
-    return paths, live, context, kubeconfig
+@dataclass(frozen=True)
+class ClusterFlags:
+    """Where the cluster state comes from: the flags of ``cluster_options``."""
+
+    cluster: tuple[str, ...] = ()  # snapshot paths
+    live: bool = False
+    context: str | None = None
+    kubeconfig: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cluster and self.live:
+            raise click.UsageError("give either --cluster PATH or --live, not both")
+        if (self.context or self.kubeconfig) and not self.live:
+            raise click.UsageError("--context and --kubeconfig go with --live")
 
 
-def load_cluster(kwargs: dict, *, required: bool = True) -> ClusterState | None:
-    """Consume the cluster flags from ``kwargs``; print load warnings on stderr; None when none was given and
+@dataclass(frozen=True)
+class EngineFlags:
+    """How Cilium and Istio are configured: the flags of ``engine_options``, with their defaults."""
+
+    enforcement_mode: str = "default"
+    istio_root_namespace: str = "istio-system"
+    cluster_name: str = "default"
+    host_firewall: bool | None = None
+    host_network_pods: str = "host"
+    egress_named_ports: str = "cluster"
+
+
+def load_cluster(flags: ClusterFlags, *, required: bool = True) -> ClusterState | None:
+    """The cluster state the flags name; load warnings go to stderr; None when none was given and
     ``required`` is False."""
-    paths, live, context, kubeconfig = cluster_flags(kwargs)
-    if live:
+    if flags.live:
         from hubbletui.cluster.live import load_live
 
-        state = load_live(context=context, kubeconfig=kubeconfig)
-    elif paths:
+        state = load_live(context=flags.context, kubeconfig=flags.kubeconfig)
+    elif flags.cluster:
         from hubbletui.cluster.snapshot import load_snapshot
-        state = load_snapshot(list(paths))
+        state = load_snapshot(list(flags.cluster))
     elif required:
         raise click.UsageError("name the cluster: --cluster PATH (a snapshot) or --live")
     else:
@@ -89,17 +106,12 @@ def report_load(state: ClusterState) -> None:
         click.echo(f"hubbletui: skipped objects of kinds not modelled: {skipped}", err=True)
 
 
-def build_engine(kwargs: dict, state: ClusterState, *, follow: bool = False):
-    """Consume the engine flags from ``kwargs`` and build a PolicyEngine over ``state``; ``follow`` keeps the
-    engine current as a live state changes."""
+def build_engine(flags: EngineFlags, state: ClusterState, *, follow: bool = False):
+    """A PolicyEngine over ``state`` configured as the flags say; ``follow`` keeps the engine current as a
+    live state changes."""
     from hubbletui.policy.engine import PolicyEngine
 
-    engine = PolicyEngine(state, enforcement_mode=kwargs.pop("enforcement_mode", "default"),
-                          istio_root_namespace=kwargs.pop("istio_root_namespace", "istio-system"),
-                          cluster_name=kwargs.pop("cluster_name", "default"),
-                          host_firewall=kwargs.pop("host_firewall", None),
-                          host_network_pods=kwargs.pop("host_network_pods", "host"),
-                          egress_named_ports=kwargs.pop("egress_named_ports", "cluster"), follow=follow)
+    engine = PolicyEngine(state, **asdict(flags), follow=follow)
     report_rejected(engine)
     return engine
 

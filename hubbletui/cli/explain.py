@@ -7,8 +7,9 @@ import sys
 import click
 import orjson
 
-from hubbletui.cli.cluster_options import (build_engine, cluster_options, engine_options, exit_code_of,
-                                           incomplete_reasons, load_cluster)
+from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
+                                           exit_code_of, incomplete_reasons, load_cluster)
+from hubbletui.cli.flags import split
 from hubbletui.errors import ExitCode
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.render.drops_text import render_markdown, render_text
@@ -25,13 +26,13 @@ from hubbletui.render.drops_text import render_markdown, render_text
 @click.option("-o", "--output", type=click.Choice(["text", "json", "md"]), default=None,
               help="text for people, json for programs, md for an issue or a pull request "
                    "(default: text on a terminal, json otherwise).")
-def explain(**kwargs) -> int:
+def explain(input_file, output, **kwargs) -> int:
     from hubbletui.flows.recording import read_events
 
-    output = kwargs.pop("output") or ("text" if sys.stdout.isatty() else "json")
-    input_file = kwargs.pop("input_file")
-    state = load_cluster(kwargs)
-    engine = build_engine(kwargs, state)
+    cluster, engine_flags = split(kwargs, ClusterFlags, EngineFlags)
+    output = output or ("text" if sys.stdout.isatty() else "json")
+    state = load_cluster(cluster)
+    engine = build_engine(engine_flags, state)
     found = diagnose(engine, read_events(input_file))
     groups = found.groups
     if output == "json":

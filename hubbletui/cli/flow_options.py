@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import click
 
@@ -13,8 +14,7 @@ from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.filters import FilterError, compile_request
 from hubbletui.flows.request import FilterSpec, FlowQuery, build_filters
 from hubbletui.flows.timefmt import parse_time_arg
-
-DEFAULT_SERVER = "localhost:4245"
+from hubbletui.sources import DEFAULT_SERVER
 
 _FILTER_FLAGS = [
     ("--verdict", "verdict", "FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR, TRACED, TRANSLATED"),
@@ -52,26 +52,27 @@ def filter_options(func: Callable) -> Callable:
     return func
 
 
-def filter_spec(kwargs: dict) -> FilterSpec:
-    return FilterSpec(**{dest: tuple(kwargs.pop(dest, ()) or ()) for _, dest, _ in _FILTER_FLAGS})
-
-
 def time_options(func: Callable) -> Callable:
     func = click.option("--until", help="only flows before this time (RFC 3339) or this long ago (5m)")(func)
     func = click.option("--since", help="only flows after this time (RFC 3339) or from this long ago (5m)")(func)
     return func
 
 
-def build_query(kwargs: dict, *, follow: bool = False, number: int | None = None, first: bool = False) -> FlowQuery:
-    """Consume the filter and time flags from ``kwargs`` into a FlowQuery; bad values become one-line errors."""
+@dataclass(frozen=True)
+class TimeFlags:
+    since: str | None = None  # RFC 3339 or a duration ago ("5m")
+    until: str | None = None
+
+
+def build_query(filters: FilterSpec, times: TimeFlags, *, follow: bool = False, number: int | None = None,
+                first: bool = False) -> FlowQuery:
+    """The filter and time flags as a FlowQuery; bad values become one-line errors."""
     try:
-        whitelist, blacklist = build_filters(filter_spec(kwargs))
+        whitelist, blacklist = build_filters(filters)
         compile_request(whitelist, blacklist)  # reject what the client-side check could not evaluate
-        since = kwargs.pop("since", None)
-        until = kwargs.pop("until", None)
         return FlowQuery(whitelist=whitelist, blacklist=blacklist,
-                         since_ns=parse_time_arg(since) if since else None,
-                         until_ns=parse_time_arg(until) if until else None,
+                         since_ns=parse_time_arg(times.since) if times.since else None,
+                         until_ns=parse_time_arg(times.until) if times.until else None,
                          number=number, first=first, follow=follow)
     except (FilterError, ValueError) as exc:
         raise click.BadParameter(str(exc)) from None
@@ -99,6 +100,28 @@ def server_options(func: Callable) -> Callable:
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+@dataclass(frozen=True)
+class ServerFlags:
+    """The flags of ``server_options`` beside --server itself."""
+
+    tls: bool = False
+    tls_allow_insecure: bool = False
+    tls_ca_cert_files: tuple[str, ...] = ()
+    tls_client_cert_file: str | None = None
+    tls_client_key_file: str | None = None
+    tls_server_name: str | None = None
+    timeout: float = 5.0
+    stall_timeout: float | None = None
+
+    def dial_options(self, server: str | None):
+        from hubbletui.sources.dial import DialOptions  # grpc only for commands that dial
+
+        return DialOptions(server=server or DEFAULT_SERVER, tls=self.tls, ca_files=tuple(self.tls_ca_cert_files),
+                           client_cert_file=self.tls_client_cert_file, client_key_file=self.tls_client_key_file,
+                           server_name=self.tls_server_name, allow_insecure=self.tls_allow_insecure,
+                           timeout=float(self.timeout or 5.0))
 
 
 def use_color(choice: str, stream=None) -> bool:

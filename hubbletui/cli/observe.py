@@ -7,10 +7,12 @@ import sys
 import click
 from google.protobuf import json_format
 
-from hubbletui.cli.flow_options import (build_query, color_option, filter_options, require_one_source,
-                                        server_options, time_options, use_color)
+from hubbletui.cli.flags import split
+from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, color_option, filter_options,
+                                        require_one_source, server_options, time_options, use_color)
 from hubbletui.flows.model import Flow, NodeStatus
 from hubbletui.flows.recording import event_to_dict, event_to_jsonpb, read_events
+from hubbletui.flows.request import FilterSpec
 from hubbletui.flows.select import select
 from hubbletui.render.flowtext import compact_line, status_line
 from hubbletui.render.hubble_text import TIME_FORMATS, HubblePrinter
@@ -48,11 +50,12 @@ def observe(input_file, server, follow, first, last, all_flows, output, print_no
       hubbletui observe --input-file flows.json --verdict DROPPED
       hubbletui observe --server localhost:4245 -n database -f
     """
+    filters, times, server_flags = split(kwargs, FilterSpec, TimeFlags, ServerFlags)
     require_one_source(input_file, server)
     if first and last:
         raise click.BadParameter("--first and --last exclude each other")
     number = first or last
-    query = build_query(kwargs, follow=follow, number=number, first=bool(first))
+    query = build_query(filters, times, follow=follow, number=number, first=bool(first))
     if print_raw_filters:
         for name, filters in (("allowlist", query.whitelist), ("denylist", query.blacklist)):
             for flt in filters:
@@ -64,14 +67,15 @@ def observe(input_file, server, follow, first, last, all_flows, output, print_no
     if input_file is not None:
         events = select(read_events(input_file), query)
     else:
-        from hubbletui.sources.grpc_client import DISPLAY_FIELD_MASK, server_events  # grpc only when asked for
+        from hubbletui.cli.server_source import server_events  # grpc only when asked for
+        from hubbletui.sources.grpc_client import DISPLAY_FIELD_MASK
 
         if not (number or all_flows or follow or query.since_ns):
             query.number = DEFAULT_SERVER_COUNT
         if output in HUBBLE_TEXT or output == "wide":
             # jsonpb keeps full flows; the others show a few fields, plus what hubble's text prints
             query.field_mask = DISPLAY_FIELD_MASK + TEXT_EXTRA_FIELDS
-        events = server_events(kwargs, server, query)
+        events = server_events(server_flags, server, query)
         if output not in HUBBLE_TEXT:
             events = _node_news_to_stderr(events)
     if output in HUBBLE_TEXT:

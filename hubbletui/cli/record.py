@@ -8,10 +8,12 @@ from typing import BinaryIO
 
 import click
 
-from hubbletui.cli.flow_options import build_query, filter_options, server_options, time_options
+from hubbletui.cli.flags import split
+from hubbletui.cli.flow_options import ServerFlags, TimeFlags, build_query, filter_options, server_options, time_options
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Flow, LostEvents, NodeStatus
 from hubbletui.flows.recording import event_to_jsonpb
+from hubbletui.flows.request import FilterSpec
 from hubbletui.render.flowtext import status_line
 
 # node states worth a line on stderr while recording (NODE_CONNECTED greets every stream)
@@ -74,14 +76,15 @@ def record(server, last, follow, output, **kwargs):
       hubbletui record --server localhost:4245 -n database -o incident.json
       hubbletui record --since 10m --until 5m --no-follow -o window.json
     """
-    from hubbletui.sources.grpc_client import blocking_events, cli_source  # grpc only for this command
+    from hubbletui.cli.server_source import blocking_events, cli_source  # grpc only for this command
 
+    filters, times, server_flags = split(kwargs, FilterSpec, TimeFlags, ServerFlags)
     if last is not None and last <= 0:
         raise click.BadParameter("must be a positive number", param_hint="--last")
     if follow is None:
-        follow = not kwargs.get("until")
-    query = build_query(kwargs, follow=follow, number=last)
-    source = cli_source(kwargs, server, query)
+        follow = not times.until
+    query = build_query(filters, times, follow=follow, number=last)
+    source = cli_source(server_flags, server, query)
     flows = lost = 0
     interrupted = False
     with AppendWriter(output) as writer:

@@ -6,8 +6,12 @@ import sys
 
 import click
 
-from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, exit_code_of, load_cluster
-from hubbletui.cli.flow_options import build_query, filter_options, require_one_source, server_options, time_options
+from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
+                                           exit_code_of, load_cluster)
+from hubbletui.cli.flags import split
+from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
+                                        server_options, time_options)
+from hubbletui.flows.request import FilterSpec
 from hubbletui.errors import ExitCode
 
 FORMATS = ("cilium", "k8s", "istio", "all")
@@ -63,6 +67,8 @@ def suggest(input_file, server, fmt, output, out_dir, kustomize, top, **kwargs) 
     from hubbletui.suggest.fixes import default_format, suggest_groups
     from hubbletui.render.fixes_out import render, say_not_applyable, say_unfixed, write_out_dir
 
+    filters, times, server_flags, cluster, engine_flags = split(kwargs, FilterSpec, TimeFlags, ServerFlags,
+                                                                ClusterFlags, EngineFlags)
     require_one_source(input_file, server)
     if kustomize and out_dir is None:
         raise click.UsageError("--kustomize writes an overlay folder: give it with --out-dir DIR")
@@ -70,10 +76,10 @@ def suggest(input_file, server, fmt, output, out_dir, kustomize, top, **kwargs) 
         if sys.stdin.isatty():
             raise click.UsageError("give the flows: --input-file FILE (or -) or --server ADDRESS")
         input_file = "-"
-    query = build_query(kwargs)
-    state = load_cluster(kwargs)
-    engine = build_engine(kwargs, state)
-    events = _events(input_file, server, query, kwargs)
+    query = build_query(filters, times)
+    state = load_cluster(cluster)
+    engine = build_engine(engine_flags, state)
+    events = _events(input_file, server, query, server_flags)
     groups, other = suggest_groups(engine, events, fmt, top)
     say_unfixed(groups, other)
     if out_dir is not None and kustomize:
@@ -92,19 +98,12 @@ def suggest(input_file, server, fmt, output, out_dir, kustomize, top, **kwargs) 
     return exit_code_of(engine, ExitCode.OK if any(g.suggestions for g in groups) else ExitCode.NOTHING_TO_FIX)
 
 
-def _events(input_file, server, query, kwargs):
+def _events(input_file, server, query, server_flags: ServerFlags):
     if input_file is not None:
         from hubbletui.flows.recording import read_events
         from hubbletui.flows.select import select
 
-        _drop_server_flags(kwargs)
         return list(select(read_events(input_file), query))
-    from hubbletui.sources.grpc_client import server_events  # grpc only when asked for
+    from hubbletui.cli.server_source import server_events  # grpc only when asked for
 
-    return list(server_events(kwargs, server, query))
-
-
-def _drop_server_flags(kwargs: dict) -> None:
-    for name in ("tls", "tls_allow_insecure", "tls_ca_cert_files", "tls_client_cert_file", "tls_client_key_file",
-                 "tls_server_name", "timeout"):
-        kwargs.pop(name, None)
+    return list(server_events(server_flags, server, query))

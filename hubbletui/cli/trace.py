@@ -9,8 +9,9 @@ from typing import TextIO
 import click
 import orjson
 
-from hubbletui.cli.cluster_options import (build_engine, cluster_options, engine_options, load_cluster,
-                                           report_incomplete)
+from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
+                                           load_cluster, report_incomplete)
+from hubbletui.cli.flags import split
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.policy.ports import normalise_protocol
 from hubbletui.policy.result import summary_dict
@@ -51,17 +52,15 @@ def parse_dport(text: str, default_protocol: str = "TCP") -> tuple[int, str]:
                    "notes, both sides' labels) instead of the short form.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default=None,
               help="text for people, json for programs (default: text on a terminal, json otherwise).")
-def trace(**kwargs) -> int:
-    output = kwargs.pop("output") or ("text" if sys.stdout.isatty() else "json")
-    src, dst, dport, batch = kwargs.pop("src"), kwargs.pop("dst"), kwargs.pop("dport"), kwargs.pop("batch")
-    detail = kwargs.pop("detail")
+def trace(src, dst, dport, batch, detail, output, **kwargs) -> int:
+    cluster, engine_flags = split(kwargs, ClusterFlags, EngineFlags)
+    output = output or ("text" if sys.stdout.isatty() else "json")
     if batch and (src or dst or dport):
         raise click.UsageError("--batch takes its queries from FILE: leave out --src/--dst/--dport")
     if not batch and not (src and dst and dport):
         raise click.UsageError("give --src REF --dst REF --dport N[/proto], or --batch FILE")
     port, protocol = parse_dport(dport) if dport else (0, "TCP")
-    state = load_cluster(kwargs)
-    engine = build_engine(kwargs, state)
+    engine = build_engine(engine_flags, load_cluster(cluster))
     if batch:
         return _run_batch(engine, batch, output, detail)
     result = engine.trace(src, dst, port, protocol)

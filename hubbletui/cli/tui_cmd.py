@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from hubbletui.cli.cluster_options import (build_engine, cluster_flags, cluster_options, engine_options,
-                                            report_load)
-from hubbletui.cli.flow_options import build_query, filter_options, require_one_source, server_options, time_options
+from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
+                                           report_load)
+from hubbletui.cli.flags import split
+from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
+                                        server_options, time_options)
 from hubbletui.cluster.model import ClusterState
 from hubbletui.errors import ExitCode, HubbleTuiError
-from hubbletui.flows.request import FlowQuery
+from hubbletui.flows.request import FilterSpec, FlowQuery
+
+if TYPE_CHECKING:  # the fix modules load only when a TUI runs
+    from hubbletui.suggest.model import GroupFixes, Suggestion
+
+    Picked = tuple[GroupFixes, Suggestion]  # a fix marked in `pick`: its group and the chosen suggestion
 
 SERVER_HISTORY = 10_000  # flows a live TUI asks the server for before following (its recent buffer)
 DEMO_SPEED = 5.0
@@ -99,7 +107,7 @@ def demo(speed: float, loop: bool, print_fixes: bool, out_dir: Path | None) -> i
     source = LoopbackReplaySource(playlist, speed=speed, loop=loop, name="demo")
     from hubbletui.demo import CLUSTER_NAME
 
-    _launch(source, state, build_engine({"cluster_name": CLUSTER_NAME}, state), notes=(), out_dir=out_dir,
+    _launch(source, state, build_engine(EngineFlags(cluster_name=CLUSTER_NAME), state), notes=(), out_dir=out_dir,
             pick=False)
     return ExitCode.OK
 
@@ -107,9 +115,20 @@ def demo(speed: float, loop: bool, print_fixes: bool, out_dir: Path | None) -> i
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _run(kwargs: dict, *, pick: bool) -> list[Any]:
-    input_file, server, speed = kwargs.pop("input_file"), kwargs.pop("server"), kwargs.pop("speed")
-    out_dir = kwargs.pop("out_dir")
+@dataclass(frozen=True)
+class TuiFlags:
+    """The flags of ``_tui_options`` that are the TUI's own."""
+
+    input_file: str | None = None
+    server: str | None = None
+    speed: float | None = None
+    out_dir: Path | None = None
+
+
+def _run(kwargs: dict, *, pick: bool) -> list[Picked]:
+    own, filters, times, server_flags, cluster, engine_flags = split(
+        kwargs, TuiFlags, FilterSpec, TimeFlags, ServerFlags, ClusterFlags, EngineFlags)
+    input_file, server, speed, out_dir = own.input_file, own.server, own.speed, own.out_dir
     require_one_source(input_file, server)
     if speed is not None and speed <= 0:
         raise click.BadParameter("the speed must be positive", param_hint="--speed")
@@ -121,17 +140,16 @@ def _run(kwargs: dict, *, pick: bool) -> list[Any]:
     from hubbletui.tui.feed import Reports
 
     reports = Reports()
-    state, notes = _cluster_for_tui(kwargs)
-    engine = build_engine(kwargs, state, follow=state.source.startswith("live")) if state is not None else None
+    state, notes = _cluster_for_tui(cluster)
+    engine = build_engine(engine_flags, state, follow=state.source.startswith("live")) if state is not None else None
     if input_file:
-        query = build_query(kwargs)
-        _drop_server_flags(kwargs)
+        query = build_query(filters, times)
         source = _recording_source(input_file, speed, query, reports)
     else:
-        query = build_query(kwargs, follow=True)
+        query = build_query(filters, times, follow=True)
         if query.since_ns is None and not query.number:
             query.number = SERVER_HISTORY
-        source = _grpc_source(server, kwargs, query)
+        source = _grpc_source(server, server_flags, query)
     try:
         return _launch(source, state, engine, notes=notes, out_dir=out_dir, pick=pick, reports=reports)
     finally:
@@ -140,7 +158,7 @@ def _run(kwargs: dict, *, pick: bool) -> list[Any]:
 
 
 def _launch(source, state: ClusterState | None, engine, *, notes, out_dir: Path | None, pick: bool,
-            reports=None) -> list[Any]:
+            reports=None) -> list[Picked]:
     from hubbletui.tui.app import create_app, prepare_process
     from hubbletui.tui.tty_driver import TtyDriver, needs_tty_driver
 
@@ -166,18 +184,11 @@ def _recording_source(path: str, speed: float | None, query: FlowQuery, reports)
     return RecordingSource(path, speed=speed, query=query, report=reports)
 
 
-def _grpc_source(server: str | None, kwargs: dict, query: FlowQuery):
-    from hubbletui.sources.dial import DialOptions
+def _grpc_source(server: str | None, flags: ServerFlags, query: FlowQuery):
     from hubbletui.sources.grpc_client import GrpcSource
 
-    options = DialOptions.from_cli(server, kwargs)
+    options = flags.dial_options(server)
     return GrpcSource(options, query)
-
-
-def _drop_server_flags(kwargs: dict) -> None:
-    for name in ("tls", "tls_allow_insecure", "tls_ca_cert_files", "tls_client_cert_file", "tls_client_key_file",
-                 "tls_server_name", "timeout"):
-        kwargs.pop(name, None)
 
 
 def _kubeconfig_available() -> bool:
@@ -187,10 +198,10 @@ def _kubeconfig_available() -> bool:
     return os.path.exists(os.path.expanduser("~/.kube/config")) or bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
-def _cluster_for_tui(kwargs: dict) -> tuple[ClusterState | None, tuple[str, ...]]:
+def _cluster_for_tui(flags: ClusterFlags) -> tuple[ClusterState | None, tuple[str, ...]]:
     """--cluster or --live as asked (failing loudly); otherwise live when a kubeconfig is there, and when that
     fails, flows only with a note saying why."""
-    paths, live, context, kubeconfig = cluster_flags(kwargs)
+    paths, live, context, kubeconfig = flags.cluster, flags.live, flags.context, flags.kubeconfig
     if paths:
         return _load_snapshot(list(paths)), ()
     if not live and not _kubeconfig_available():
@@ -237,7 +248,7 @@ def _print_demo_fixes(recording: Path, cluster: Path) -> int:
     return print_fixes(recording=recording, cluster=cluster, cluster_name=CLUSTER_NAME)
 
 
-def _write_picked(picked: list[Any]) -> None:
+def _write_picked(picked: list[Picked]) -> None:
     from hubbletui.tui.fixes import picked_yaml
 
     sys.stdout.write(picked_yaml(picked))

@@ -9,7 +9,9 @@ import click
 import orjson
 import yaml
 
-from hubbletui.cli.cluster_options import build_engine, cluster_options, engine_options, load_cluster
+from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
+                                           load_cluster)
+from hubbletui.cli.flags import split
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.render.verify_report import verify_junit, verify_markdown, verify_text
 
@@ -76,12 +78,12 @@ def verify(input_file, changes, deletes, output, **kwargs) -> int:
     from hubbletui.suggest.verify import verify as run_verify
     from hubbletui.flows.recording import read_events
 
+    cluster, engine_flags = split(kwargs, ClusterFlags, EngineFlags)
     if not changes and not deletes:
         raise click.UsageError("give the change: --change PATH and/or --delete KIND/NS/NAME")
     removed = [_deletion(d) for d in deletes]
     upserts = _change_objects(changes)
-    state = load_cluster(kwargs)
-    engine = build_engine(kwargs, state)
+    engine = build_engine(engine_flags, load_cluster(cluster))
     result = run_verify(engine, read_events(input_file), upserts, removed)
     if output == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")

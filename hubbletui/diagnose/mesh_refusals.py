@@ -59,7 +59,7 @@ class MeshRefusal:
     evidence: Evidence
     istio: LayerResult  # the trace's istio layer for this connection (what `hubbletui trace` shows)
     decision: istio.IstioDecision | None  # the AuthorizationPolicy verdict; None for STRICT plaintext
-    mtls: dict  # MtlsDecision.to_dict(): the mode on this port and the PeerAuthentication that set it
+    mtls: istio.MtlsDecision | None  # the mode on this port and the PeerAuthentication that set it
     source_principal: str | None  # None: plaintext (no sidecar, or mTLS DISABLEd)
     requests: tuple[str, ...] = ()  # "GET /admin": the refused requests, when Istio refuses only some
     notes: tuple[str, ...] = ()
@@ -89,11 +89,11 @@ class MeshRefusal:
     def detail_lines(self) -> list[str]:
         """The whole explanation for a text report, one fact a line (names from the cluster included: callers
         pass them through `untrusted.printable`)."""
-        detail = self.istio.detail
-        out = [f"source principal: {self.source_principal} ({detail.get('source_in_mesh')})" if self.source_principal
-               else f"source: plaintext, no principal ({detail.get('source_in_mesh')})",
-               f"destination {self.destination} runs a sidecar: {detail.get('destination_in_mesh')}",
-               f"mTLS on port {self.port}: {self.mtls.get('reason')}"]
+        sides = self.istio.mesh
+        out = [f"source principal: {self.source_principal} ({sides.source_in_mesh})" if self.source_principal
+               else f"source: plaintext, no principal ({sides.source_in_mesh})",
+               f"destination {self.destination} runs a sidecar: {sides.destination_in_mesh}",
+               f"mTLS on port {self.port}: {self.mtls.reason if self.mtls else None}"]
         decision = self.decision
         if decision is not None:
             matched = decision.matched
@@ -112,7 +112,7 @@ class MeshRefusal:
             "layer": self.layer, "reason": self.reason, "source": self.source, "destination": self.destination,
             "port": self.port, "protocol": self.protocol, "status": self.status, "confidence": self.confidence,
             "summary": self.summary, "count": self.count, "evidence": self.evidence.to_dict(),
-            "decision": self.decision.to_dict() if self.decision else None, "mtls": self.mtls,
+            "decision": self.decision.to_dict() if self.decision else None, "mtls": self.mtls.to_dict() if self.mtls else {},
             "source_principal": self.source_principal,
             "requests": list(self.requests), "notes": list(self.notes), "istio": self.istio.to_dict(),
         }
@@ -222,8 +222,8 @@ class MeshRefusalDetector:
         layer = self._istio_layer(src, dst, key.port.number)
         if layer is None:
             return None  # no sidecar at the destination: Istio is not in the way
-        detail = layer.detail
-        principal = detail.get("source_principal")
+        sides = layer.mesh
+        principal = sides.source_principal
         evidence = group.freeze()
         decision = layer.decision
         requests: tuple[str, ...] = ()
@@ -242,12 +242,12 @@ class MeshRefusalDetector:
                 return None
             reason, decision = AUTHZ_DENIED, refused
             requests = tuple(dict.fromkeys(f"{s.method} {urlsplit(s.url).path or '/'}" for s in evidence.forbidden))
-        elif str(detail.get("http", "")).startswith(_SNIFFED) and evidence.quick_closes and not group.http_seen:
+        elif (sides.http or "").startswith(_SNIFFED) and evidence.quick_closes and not group.http_seen:
             as_tcp = self._decide(src, dst, key.port.number, principal, False)
             if as_tcp.allowed:
                 return None
             reason, decision = AUTHZ_DENIED, as_tcp
-            notes.append(f"{detail['http']}; as HTTP the source is admitted, as TCP refused, and the connections "
+            notes.append(f"{sides.http}; as HTTP the source is admitted, as TCP refused, and the connections "
                          "closed right after setup with no HTTP seen: taken as TCP")
         else:
             return None
@@ -257,14 +257,13 @@ class MeshRefusalDetector:
     def _refusal(key: Conn, src: Subject, dst: Subject, layer: LayerResult, reason: str,
                  decision: istio.IstioDecision | None,
                  evidence: Evidence, requests: tuple[str, ...], notes: list[str]) -> MeshRefusal:
-        detail = layer.detail
-        mtls = detail.get("mtls") or {}
+        sides = layer.mesh
         seen = evidence.refusal_seen
         where = f"{key.dst}:{key.port.text}"
         if reason == MTLS_STRICT_PLAINTEXT:
             decision = None
             summary = (f"plaintext to a STRICT mTLS workload: {key.src} has no sidecar "
-                       f"({detail.get('source_in_mesh')}) and {where} accepts only mTLS: {mtls.get('reason')}")
+                       f"({sides.source_in_mesh}) and {where} accepts only mTLS: {sides.mtls.reason if sides.mtls else None}")
         else:
             summary = f"refused by Istio at {where}: {(decision.reason if decision else '') or layer.explanation}"
             if requests:
@@ -277,5 +276,5 @@ class MeshRefusalDetector:
         notes += [f"{s.id}: {n}" for s in (src, dst) for n in s.notes]
         return MeshRefusal(key, reason,
                            REFUSED if seen else POLICY_WOULD_REFUSE, "high" if seen else "low", summary, evidence,
-                           layer, decision, mtls, detail.get("source_principal"), requests,
+                           layer, decision, sides.mtls, sides.source_principal, requests,
                            tuple(dict.fromkeys(notes)), src, dst)

@@ -7,6 +7,7 @@ feeds it what the engine knows about both sides: mesh membership, the source's p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from hubbletui.flows.labels import LabelSet, NAMESPACE_LABEL, match_labels_selector
@@ -15,7 +16,7 @@ from hubbletui.policy import istio
 from hubbletui.policy.inventory import pod_template
 from hubbletui.policy.istio_capture import uncaptured_reason
 from hubbletui.policy.labels import NAMESPACE_LABELS_PREFIX
-from hubbletui.policy.records import Condition, Hit, Lack, NearRule
+from hubbletui.policy.records import Condition, Hit, Lack, MeshSides, NearRule
 from hubbletui.policy.result import ALLOWED, DENIED, LayerResult
 from hubbletui.policy.subjects import Subject
 
@@ -84,28 +85,26 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
     skipped = uncaptured_reason(dst.obj, dst.named_ports, port, from_host)
     if skipped:
         return LayerResult("istio", dst.id, ALLOWED, "istio-not-captured", skipped,
-                           detail={"destination_in_mesh": dst_mesh.reason})
+                           mesh=MeshSides(dst_mesh.reason))
     labels = k8s_labels(dst)
     root = engine.istio_root_namespace
     peer_auths = engine.policy_objects("PeerAuthentication")
     mtls = istio.mtls_decision(peer_auths, root, dst.namespace, labels, port)
     principal = istio.principal_of(src.namespace, src.service_account) if src_in_mesh and src.namespace else None
-    detail = {"destination_in_mesh": dst_mesh.reason,
-              "source_in_mesh": src_mesh.reason if src_mesh else f"{src.id} is not a pod of the cluster",
-              "mtls": mtls.to_dict(), "source_principal": principal}
+    sides = MeshSides(dst_mesh.reason, src_mesh.reason if src_mesh else f"{src.id} is not a pod of the cluster",
+                      mtls, principal)
     if mtls.mode == "STRICT" and not src_in_mesh:
         return LayerResult("istio", dst.id, DENIED, "mtls-strict",
                            f"{dst.id} accepts only mTLS ({mtls.reason}) and {src.id} has no sidecar to speak it: "
-                           "the connection is reset", detail=detail)
+                           "the connection is reset", mesh=sides)
     if mtls.mode == "DISABLE" and principal:
-        detail["source_principal"] = principal = None  # plaintext: the request carries no peer identity
+        principal = None  # plaintext: the request carries no peer identity
     is_http, how = port_protocol(engine, dst, port)
-    detail["http"] = how
+    sides = replace(sides, source_principal=principal, http=how)
     applied, refused = engine.authorization_policies()
     decision = istio.evaluate_authz(applied, root, dst.namespace, labels,
                                     principal, src.namespace if principal else None, port, is_http,
                                     source_ip=src.ip or None)
-    detail["decision"] = decision.to_dict()
     matched = [Hit(f"AuthorizationPolicy/{decision.matched[0]}", f"spec.rules[{decision.matched[1]}]",
                    decision.action)] if decision.matched else []
     nearest = [NearRule(Hit(f"AuthorizationPolicy/{m.policy}", f"spec.rules[{m.rule_index}]"),
@@ -132,7 +131,7 @@ def evaluate(engine: PolicyEngine, src: Subject, dst: Subject, port: int, protoc
                        isolated_by=[f"AuthorizationPolicy/{r}" for r in decision.applicable_allow],
                        allowed_by=matched if decision.allowed else [],
                        denied_by=matched if not decision.allowed else [], nearest=nearest, notes=notes,
-                       detail=detail, conditions=conditions if decision.allowed else [], decision=decision)
+                       mesh=sides, conditions=conditions if decision.allowed else [], decision=decision)
 
 
 def port_protocol(engine: PolicyEngine, dst: Subject, port: int) -> tuple[bool, str]:

@@ -1,6 +1,6 @@
 """The records a trace answer is made of, passed from the engine to diagnose, suggest and render: a rule that
 decided (`Hit`), an allow rule that came near (`NearRule`), one thing that rule lacks (`Lack`), and what an
-allowed connection still depends on (`Condition`).
+allowed connection still depends on (`Condition`), and what the Istio layer saw of both sides (`MeshSides`).
 
 They are typed so that readers name fields instead of string keys; `to_dict` is their stable JSON form (the
 key order and the keys a kind of record leaves out are part of it: `trace -o json` is read by programs).
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # rules.py builds these records: a runtime import would go round in a circle
+if TYPE_CHECKING:  # rules.py and istio.py build these records: a runtime import would go round in a circle
+    from hubbletui.policy.istio import MtlsDecision
     from hubbletui.policy.rules import PolicyKey
 
 
@@ -125,4 +126,30 @@ class Condition:
     def to_dict(self) -> dict:
         out = {} if self.layer is None else {"layer": self.layer}
         out.update(kind=self.kind, text=self.text)
+        return out
+
+
+@dataclass(frozen=True)
+class MeshSides:
+    """What the Istio layer saw of a connection: why each side is (not) in the mesh, the mTLS mode on the port,
+    the source's principal (None: plaintext) and how Istio speaks the port. A connection the sidecar does not
+    capture has only its destination's membership."""
+
+    destination_in_mesh: str
+    source_in_mesh: str | None = None
+    mtls: MtlsDecision | None = None
+    source_principal: str | None = None
+    http: str | None = None  # how the port's protocol was decided (a Service port name, or sniffed)
+
+    @property
+    def captured(self) -> bool:
+        return self.source_in_mesh is not None
+
+    def to_dict(self) -> dict:
+        out: dict = {"destination_in_mesh": self.destination_in_mesh}
+        if self.captured:
+            out.update(source_in_mesh=self.source_in_mesh, mtls=self.mtls.to_dict() if self.mtls else None,
+                       source_principal=self.source_principal)
+            if self.http is not None:
+                out["http"] = self.http
         return out

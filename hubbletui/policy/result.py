@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hubbletui.policy.istio import IstioDecision
-from hubbletui.policy.records import Condition, Hit, NearRule
+from hubbletui.policy.records import Condition, Hit, MeshSides, NearRule
 from hubbletui.policy.subjects import Subject
 
 ALLOWED, DENIED = "allowed", "denied"
@@ -33,9 +33,9 @@ class LayerResult:
     nearest: list[NearRule] = field(default_factory=list)
     l7: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    detail: dict = field(default_factory=dict)  # layer-specific extras (Istio: mTLS mode, principal, ...)
+    mesh: MeshSides | None = None  # the istio layer: both sides' mesh membership, mTLS mode, principal
     conditions: list[Condition] = field(default_factory=list)
-    decision: IstioDecision | None = None  # the istio layer's AuthorizationPolicy verdict (detail has its JSON)
+    decision: IstioDecision | None = None  # the istio layer's AuthorizationPolicy verdict
 
     def to_dict(self) -> dict:
         out = {"layer": self.layer, "endpoint": self.endpoint, "verdict": self.verdict, "reason": self.reason,
@@ -44,8 +44,8 @@ class LayerResult:
                "allowed_by": [h.to_dict() for h in self.allowed_by], "denied_by": [h.to_dict() for h in self.denied_by],
                "nearest": [n.to_dict() for n in self.nearest], "l7": self.l7, "notes": self.notes,
                "conditions": [c.to_dict() for c in self.conditions]}
-        if self.detail:
-            out["detail"] = self.detail
+        if self.mesh is not None:  # JSON keeps its one "detail" object for the layer's extras
+            out["detail"] = self.mesh.to_dict() | ({"decision": self.decision.to_dict()} if self.decision else {})
         return out
 
 

@@ -15,9 +15,9 @@ import grpc
 
 from hubbletui import __version__
 from hubbletui.errors import HubbleTuiError, UnreachableError
+from hubbletui.sources import DEFAULT_SERVER
 from hubbletui.untrusted import printable
 
-DEFAULT_SERVER = "localhost:4245"
 MAX_RECEIVE_BYTES = 256 << 20
 
 # Keepalive: an idle stream (no flow matches for minutes) must not be a dead one we wait on forever. A ping
@@ -107,20 +107,6 @@ class DialOptions:
     server_name: str | None = None
     allow_insecure: bool = False
     timeout: float = 5.0  # seconds to establish a connection
-
-    @classmethod
-    def from_cli(cls, server: str | None, kwargs: dict) -> DialOptions:
-        """Consume the flags of ``flow_options.server_options`` from a click kwargs dict."""
-        return cls(
-            server=server or DEFAULT_SERVER,
-            tls=bool(kwargs.pop("tls", False)),
-            ca_files=tuple(kwargs.pop("tls_ca_cert_files", ()) or ()),
-            client_cert_file=kwargs.pop("tls_client_cert_file", None),
-            client_key_file=kwargs.pop("tls_client_key_file", None),
-            server_name=kwargs.pop("tls_server_name", None),
-            allow_insecure=bool(kwargs.pop("tls_allow_insecure", False)),
-            timeout=float(kwargs.pop("timeout", 5.0) or 5.0),
-        )
 
     @property
     def address(self) -> ServerAddress:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from hubbletui.sources import dial  # noqa: I001  (first: it quiets gRPC's C-core logging before grpc loads)
@@ -357,62 +356,3 @@ class _StallWatch:
 
 def _serialize(message) -> bytes:
     return message.SerializeToString()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the headless CLI
-
-
-def server_events(kwargs: dict, server: str | None, query: FlowQuery) -> Iterator[Event]:
-    """Events for `observe --server`: consumes the server flags from ``kwargs`` (see ``cli_source``)."""
-    return blocking_events(cli_source(kwargs, server, query))
-
-
-def cli_source(kwargs: dict, server: str | None, query: FlowQuery) -> GrpcSource:
-    """A GrpcSource configured for one-shot CLI use from the `server_options` flags in ``kwargs``.
-
-    An unreachable server fails at once (UnreachableError, exit 4, one line). A broken stream is retried
-    with a line on stderr per retry: a follow stream for as long as it takes, a one-shot request a few
-    times rather than leaving a script hanging.
-    """
-    stall = kwargs.pop("stall_timeout", None) or STALL_TIMEOUT
-    options = DialOptions.from_cli(server, kwargs)
-    source = GrpcSource(options, query, fail_fast=True, retry=RetryPolicy(max_attempts=None if query.follow else 5),
-                        stall_timeout=stall)
-    if options.allow_insecure:
-        _say(f"--tls-allow-insecure: the certificate of {options.address.text} is trusted without verification")
-    return source
-
-
-def blocking_events(source: GrpcSource) -> Iterator[Event]:
-    from hubbletui.sources.blocking import iterate_blocking
-
-    try:
-        yield from iterate_blocking(source, _cli_state_reporter(source))
-    finally:
-        stats = source.stats
-        if stats.malformed:
-            big = f", {stats.oversized} of them over {MAX_FLOW_BYTES >> 20} MiB" if stats.oversized else ""
-            _say(f"{source.dial.address.text}: {stats.malformed} malformed messages skipped{big} "
-                 f"(the first: {stats.first_malformed})")
-
-
-def _cli_state_reporter(source: GrpcSource) -> Callable[[SourceState], None]:
-    recovering = False
-
-    def report(state: SourceState) -> None:
-        nonlocal recovering
-        if state.state == FAILED:
-            raise source.failure or HubbleTuiError(state.detail)
-        if state.state == RETRYING:
-            recovering = True
-            _say(f"{source.dial.address.text}: {state.detail}")
-        elif state.state == STREAMING and recovering:
-            recovering = False
-            _say(f"streaming again from {state.detail}")
-
-    return report
-
-
-def _say(message: str) -> None:
-    print(f"hubbletui: {message}", file=sys.stderr, flush=True)

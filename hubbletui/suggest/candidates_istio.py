@@ -23,9 +23,8 @@ KIND = "AuthorizationPolicy"
 
 def istio_options(engine: PolicyEngine, layer: LayerResult, src: Subject, dst: Subject,
                   port: int) -> tuple[list[tuple[Change, ...]], list[str]]:
-    detail = layer.detail or {}
     decision = layer.decision
-    principal = detail.get("source_principal")
+    principal = layer.mesh.source_principal if layer.mesh else None
     if layer.reason == "mtls-strict":
         return [], [(f"{dst.workload_ref} accepts only mTLS on {port} and {src.workload_ref} has no sidecar: bring "
                     "the source into the mesh; hubbletui does not suggest weakening mTLS")]

@@ -20,7 +20,9 @@ from hubbletui.proto.relay import relay_pb2
 from hubbletui.server.replay import ReplayServer
 from hubbletui.sources.base import CONNECTING, ENDED, FAILED, RETRYING, STREAMING, SourceState
 from hubbletui.sources.dial import DialOptions
-from hubbletui.sources.grpc_client import DISPLAY_FIELD_MASK, GrpcSource, RetryPolicy, server_events
+from hubbletui.cli.flow_options import ServerFlags
+from hubbletui.cli.server_source import server_events
+from hubbletui.sources.grpc_client import DISPLAY_FIELD_MASK, GrpcSource, RetryPolicy
 
 FAST_RETRY = RetryPolicy(first_delay=0.02, max_delay=0.1, jitter=0.0)
 
@@ -240,10 +242,10 @@ def test_resumed_first_n_asks_for_the_rest_plus_the_boundary():
 
 def test_server_events_for_the_cli_blocks_and_raises_unreachable(tmp_path):
     with ServerThread(playlist_of(mixed_lines(25), tmp_path), speed=None) as thread:
-        events = list(server_events({}, thread.address, FlowQuery(number=7)))
+        events = list(server_events(ServerFlags(), thread.address, FlowQuery(number=7)))
     assert [type(e) for e in events].count(Flow) == 7
     with pytest.raises(UnreachableError, match="connection refused"):
-        list(server_events({"timeout": 2.0}, f"127.0.0.1:{free_port()}", FlowQuery()))
+        list(server_events(ServerFlags(timeout=2.0), f"127.0.0.1:{free_port()}", FlowQuery()))
 
 
 async def test_a_server_that_accepts_but_fails_every_stream_still_backs_off():

@@ -9,6 +9,9 @@ from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Flow
 from hubbletui.flows.request import FlowQuery
 from hubbletui.server.replay import ReplayServer
+from hubbletui.cli.flags import UnclaimedFlags, split
+from hubbletui.cli.flow_options import ServerFlags
+from hubbletui.flows.request import FilterSpec
 from hubbletui.sources.dial import DEFAULT_SERVER, DialOptions, explain_details, parse_address
 from hubbletui.sources.grpc_client import GrpcSource
 
@@ -40,11 +43,14 @@ def test_bad_addresses_say_what_is_wrong(text, words):
         parse_address(text)
 
 
-def test_cli_flags_are_consumed_and_checked():
+def test_cli_flags_are_split_into_records_and_checked():
     kwargs = {"tls": False, "tls_allow_insecure": False, "tls_ca_cert_files": (), "tls_client_cert_file": None,
               "tls_client_key_file": None, "tls_server_name": None, "timeout": 2.5, "verdict": ("DROPPED",)}
-    options = DialOptions.from_cli(None, kwargs)
-    assert kwargs == {"verdict": ("DROPPED",)}  # only the filter flags are left for the query
+    filters, server = split(kwargs, FilterSpec, ServerFlags)
+    assert filters.verdict == ("DROPPED",) and server.timeout == 2.5
+    with pytest.raises(UnclaimedFlags, match="verdict"):  # a flag nobody reads is a bug, not ignored
+        split(kwargs, ServerFlags)
+    options = server.dial_options(None)
     assert options.server == DEFAULT_SERVER and options.timeout == 2.5 and options.check() is None
     with pytest.raises(HubbleTuiError, match="--tls-server-name needs TLS"):
         DialOptions(server_name="relay.example").check()

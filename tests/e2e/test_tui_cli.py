@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cli_run import run_cli
+from hubbletui.cli.cluster_options import ClusterFlags
 from hubbletui.cli.tui_cmd import _cluster_for_tui
 from hubbletui.errors import ExitCode, HubbleTuiError
 
@@ -35,7 +36,7 @@ def test_without_a_kubeconfig_flows_only_with_a_note(monkeypatch):
     monkeypatch.setenv("KUBECONFIG", "/nonexistent")
     monkeypatch.setenv("HOME", "/nonexistent-home")
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    state, notes = _cluster_for_tui({})
+    state, notes = _cluster_for_tui(ClusterFlags())
     assert state is None and "flows only" in notes[0] and "--cluster" in notes[0]
 
 
@@ -49,7 +50,7 @@ contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 """)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    state, notes = _cluster_for_tui({})
+    state, notes = _cluster_for_tui(ClusterFlags())
     assert state is None and "reading the cluster from the kubeconfig failed" in notes[0]
     with pytest.raises(HubbleTuiError):
-        _cluster_for_tui({"live": True})
+        _cluster_for_tui(ClusterFlags(live=True))

@@ -104,9 +104,9 @@ def test_evidence_without_mesh_is_not_a_refusal(detector):
 def test_plaintext_to_strict_mtls_workload(detector):
     refusal = by_pair(detector.refusals())[("legacy/batch", "shop/ledger", 5432)]
     assert refusal.reason == MTLS_STRICT_PLAINTEXT and refusal.status == REFUSED
-    assert refusal.mtls["mode"] == "STRICT" and refusal.mtls["decided_by"] == "shop/ledger-strict"
+    assert refusal.mtls.mode == "STRICT" and refusal.mtls.decided_by == "shop/ledger-strict"
     assert refusal.decision is None and refusal.source_principal is None
-    assert refusal.istio.reason == "mtls-strict" and "no injection enabled" in refusal.istio.detail["source_in_mesh"]
+    assert refusal.istio.reason == "mtls-strict" and "no injection enabled" in refusal.istio.mesh.source_in_mesh
     assert refusal.summary.startswith("plaintext to a STRICT mTLS workload")
     assert refusal.evidence.silent_closes == 5
 

@@ -326,7 +326,7 @@ def test_istio_layer_allows_the_named_principal_only():
     ok = eng.trace("mesh/reviews", "mesh/ratings", 9080)
     assert [layer.layer for layer in ok.layers] == ["egress", "ingress", "istio"]
     assert ok.verdict == "allowed"
-    assert ok.layer("istio").detail["source_principal"] == "cluster.local/ns/mesh/sa/reviews"
+    assert ok.layer("istio").mesh.source_principal == "cluster.local/ns/mesh/sa/reviews"
     denied = eng.trace("shop/front", "mesh/ratings", 9080)
     istio = denied.layer("istio")
     assert denied.verdict == "denied" and denied.deciding_layer is istio
@@ -368,7 +368,7 @@ spec: {selector: {app: reviews}, ports: [{name: tcp-raw, port: 7000}, {name: htt
 """)
     tcp = eng.trace("mesh/ratings", "mesh/reviews", 7000)
     assert tcp.verdict == "denied"  # an ALLOW rule with HTTP-only fields is ignored on TCP
-    assert "tcp" in tcp.layer("istio").detail["http"]
+    assert "tcp" in tcp.layer("istio").mesh.http
     assert eng.trace("mesh/ratings", "mesh/reviews", 9080).verdict == "allowed"
 
 
