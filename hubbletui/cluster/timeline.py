@@ -89,9 +89,15 @@ class Timeline:
         self._history: dict[str, dict[Key, tuple[list[float], list[dict | None]]]] = {k: {} for k in KINDS}
         self.oldest_complete: float = clock()  # views at or after this time are exact
         # the last version seen per object: the store hands listeners only the new version
-        self._seen: dict[tuple[str, Key], dict] = {
-            (kind, key): obj for kind in KINDS for key, obj in state.objects[kind].items()}
-        self._unsubscribe = state.subscribe(self._on_change)
+        self._entry_listeners: list[Callable[[TimelineEntry], None]] = []
+        with state.lock:  # no change slips between the versions seen here and the subscription
+            self._seen: dict[tuple[str, Key], dict] = {
+                (kind, key): obj for kind in KINDS for key, obj in state.objects[kind].items()}
+            self._unsubscribe = state.subscribe(self._on_change)
+
+    def subscribe(self, listener: Callable[[TimelineEntry], None]) -> None:
+        """``listener(entry)`` after each change recorded (a bundle's change log is written this way)."""
+        self._entry_listeners.append(listener)
 
     def close(self) -> None:
         self._unsubscribe()
@@ -117,6 +123,9 @@ class Timeline:
             olds.append(old)
             self._times.append(at)
             self._trim(at)
+            entry = self._entries[-1]
+        for listener in self._entry_listeners:
+            listener(entry)
 
     def _trim(self, now: float) -> None:
         while self._entries and (len(self._entries) > self.max_changes

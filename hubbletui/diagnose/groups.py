@@ -151,9 +151,10 @@ class DropNamer:
         return ref
 
 
-def group_drops(flows: Iterable, engine: PolicyEngine | None = None) -> list[DropGroup]:
+def group_drops(flows: Iterable, engine: PolicyEngine | None = None,
+                engine_at: Callable[[int], PolicyEngine] | None = None) -> list[DropGroup]:
     """The dropped flows of ``flows`` (other events are ignored) grouped, most flows first."""
-    namer, groups = DropNamer(engine), {}
+    namer, groups = DropNamer(engine, engine_at), {}
     for flow in flows:
         if isinstance(flow, Flow) and flow.is_drop:
             add_flow(groups, namer.key(flow), flow)

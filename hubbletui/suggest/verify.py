@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from hubbletui.cluster.timeline import Timeline
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.flows.model import Flow
 from hubbletui.policy.engine import PolicyEngine
@@ -64,9 +65,9 @@ def _denial(result: TraceResult) -> str:
 
 
 def verify(engine: PolicyEngine, events: Iterable, upserts: Iterable[dict] = (),
-           deletes: Iterable[tuple[str, str, str]] = ()) -> Verification:
+           deletes: Iterable[tuple[str, str, str]] = (), timeline: Timeline | None = None) -> Verification:
     flows = [f for f in events if isinstance(f, Flow)]
-    found = diagnose(engine, flows)
+    found = diagnose(engine, flows, timeline)
     observed = ObservedTraffic(flows)
     after = engine.what_if(upserts=list(upserts), deletes=list(deletes))
     out = Verification(connections_over_cap=observed.dropped_over_cap)
