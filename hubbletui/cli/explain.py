@@ -8,10 +8,11 @@ import click
 import orjson
 
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
-                                           exit_code_of, incomplete_reasons, load_cluster)
+                                           exit_code_of, incomplete_reasons)
 from hubbletui.cli.flags import split
 from hubbletui.cli.flow_options import TimeFlags, build_query, filter_options, time_options
 from hubbletui.flows.request import FilterSpec
+from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.errors import ExitCode
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.render.drops_text import render_markdown, render_text
@@ -23,25 +24,30 @@ from hubbletui.render.drops_text import render_markdown, render_text
                     "drops enforcing would make, marked audit; `--verdict AUDIT` keeps only them. A policy drop "
                     "the cluster state would allow is flagged as a disagreement. "
                     "Exit status 3 when the input holds no dropped flow.")
-@click.option("--input-file", "input_file", required=True, metavar="FILE",
+@click.option("--input-file", "input_file", metavar="FILE",
               help="A recording: `hubble observe -o jsonpb` output or Hubble exporter lines ('-' = stdin).")
 @filter_options
 @time_options
+@bundle_option
 @cluster_options
 @engine_options
 @click.option("-o", "--output", type=click.Choice(["text", "json", "md"]), default=None,
               help="text for people, json for programs, md for an issue or a pull request "
                    "(default: text on a terminal, json otherwise).")
-def explain(input_file, output, **kwargs) -> int:
+def explain(output, **kwargs) -> int:
     from hubbletui.flows.recording import read_events
     from hubbletui.flows.select import select
 
-    filters, times, cluster, engine_flags = split(kwargs, FilterSpec, TimeFlags, ClusterFlags, EngineFlags)
+    filters, times, inputs, cluster, engine_flags = split(kwargs, FilterSpec, TimeFlags, InputFlags, ClusterFlags,
+                                                          EngineFlags)
+    if not inputs.input_dir and not inputs.input_file:
+        raise click.UsageError("give the flows: --input-file FILE (with --cluster or --live) or --input DIR")
     output = output or ("text" if sys.stdout.isatty() else "json")
     query = build_query(filters, times)
-    state = load_cluster(cluster)
+    loaded = load_input(inputs, cluster)
+    state = loaded.state
     engine = build_engine(engine_flags, state)
-    found = diagnose(engine, select(read_events(input_file), query))
+    found = diagnose(engine, select(read_events(loaded.flows), query), loaded.timeline)
     groups = found.groups
     if output == "json":
         doc = {"cluster": state.source, "drops": sum(g.flows for g in groups), "groups": [g.to_dict() for g in groups],

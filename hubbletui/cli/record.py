@@ -66,25 +66,72 @@ class AppendWriter:
 @click.option("--last", type=int, metavar="N", help="begin with the last N flows the server holds")
 @click.option("--follow/--no-follow", default=None,
               help="keep recording until Ctrl-C (the default unless --until is given)")
-@click.option("-o", "--output-file", "output", required=True, metavar="FILE",
-              help="jsonpb file to append to (- for stdout)")
-def record(server, last, follow, output, **kwargs):
+@click.option("-o", "--output-file", "output", required=True, metavar="FILE|DIR",
+              help="jsonpb file to append to (- for stdout); with --live, the bundle folder to write")
+@click.option("--live", is_flag=True,
+              help="Write an incident bundle to DIR: the flows, the cluster read through the Kubernetes API when "
+                   "recording begins, and every change the watch sees while recording (get/list/watch only).")
+@click.option("--context", metavar="NAME", help="With --live: the kubeconfig context.")
+@click.option("--kubeconfig", metavar="FILE", help="With --live: the kubeconfig file.")
+def record(server, last, follow, output, live, context, kubeconfig, **kwargs):
     """Append flows from a Hubble server to FILE as jsonpb lines (`hubble observe --input-file` reads them).
 
     \b
     Each line is written and flushed as it arrives; Ctrl-C ends the recording cleanly.
       hubbletui record --server localhost:4245 -n database -o incident.json
       hubbletui record --since 10m --until 5m --no-follow -o window.json
+      hubbletui record --server localhost:4245 --live -o incident/   # then: hubbletui explain --input incident/
     """
-    from hubbletui.cli.server_source import blocking_events, cli_source  # grpc only for this command
+    from hubbletui.cli.server_source import cli_source  # grpc only for this command
 
     filters, times, server_flags = split(kwargs, FilterSpec, TimeFlags, ServerFlags)
     if last is not None and last <= 0:
         raise click.BadParameter("must be a positive number", param_hint="--last")
     if follow is None:
         follow = not times.until
+    if (context or kubeconfig) and not live:
+        raise click.UsageError("--context and --kubeconfig go with --live")
+    if live and output == "-":
+        raise click.UsageError("--live writes a bundle folder: give -o DIR")
     query = build_query(filters, times, follow=follow, number=last)
     source = cli_source(server_flags, server, query)
+    bundle = _start_bundle(output, context, kubeconfig) if live else None
+    try:
+        flows, lost, interrupted = _record(source, bundle.flows_path if bundle else output)
+    finally:
+        if bundle is not None:
+            bundle.close()
+            bundle.timeline.state.stop()
+    stats = source.stats
+    notes = [f"{lost} events reported lost"] if lost else []
+    if stats.reconnects:
+        notes.append(f"{stats.reconnects} reconnects, {stats.duplicates_dropped} repeated flows dropped")
+    if bundle is not None:
+        notes.append(f"{bundle.changes} cluster change{'s' if bundle.changes != 1 else ''}")
+    where = "stdout" if output == "-" else output
+    print(f"hubbletui: recorded {flows} flows to {where}{' (interrupted)' if interrupted else ''}"
+          f"{'; ' + '; '.join(notes) if notes else ''}", file=sys.stderr)
+
+
+def _start_bundle(directory: str, context: str | None, kubeconfig: str | None):
+    """Read the cluster, start watching it, and write the bundle's starting state; changes follow as they come."""
+    from hubbletui.cli.cluster_options import report_load
+    from hubbletui.cluster.bundle import BundleWriter
+    from hubbletui.cluster.live import load_live
+
+    state = load_live(context=context, kubeconfig=kubeconfig, watch=True)
+    report_load(state)
+    try:
+        return BundleWriter(directory, state)
+    except BaseException:
+        state.stop()
+        raise
+
+
+def _record(source, output: str) -> tuple[int, int, bool]:
+    """Append the source's flows to ``output`` until it ends or Ctrl-C: (flows, events lost, interrupted)."""
+    from hubbletui.cli.server_source import blocking_events
+
     flows = lost = 0
     interrupted = False
     with AppendWriter(output) as writer:
@@ -100,10 +147,4 @@ def record(server, last, follow, output, **kwargs):
                     print(f"hubbletui: {status_line(event)}", file=sys.stderr)
         except KeyboardInterrupt:
             interrupted = True
-    stats = source.stats
-    notes = [f"{lost} events reported lost"] if lost else []
-    if stats.reconnects:
-        notes.append(f"{stats.reconnects} reconnects, {stats.duplicates_dropped} repeated flows dropped")
-    where = "stdout" if output == "-" else output
-    print(f"hubbletui: recorded {flows} flows to {where}{' (interrupted)' if interrupted else ''}"
-          f"{'; ' + '; '.join(notes) if notes else ''}", file=sys.stderr)
+    return flows, lost, interrupted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -17,7 +18,8 @@ def _say(message: str) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("recording", metavar="RECORDING")
+@click.argument("recording", metavar="RECORDING", required=False)
+@click.option("--input", "input_dir", metavar="DIR", help="serve the flows of an incident bundle instead of RECORDING")
 @click.option("--listen", default="127.0.0.1:4245", show_default=True, metavar="HOST:PORT",
               help="address to serve on (port 0: any free port; unix:///path for a socket)")
 @click.option("--speed", type=float, default=1.0, show_default=True,
@@ -28,7 +30,7 @@ def _say(message: str) -> None:
 @click.option("--tls-key-file", type=click.Path(dir_okay=False), help="the certificate's private key (PEM)")
 @click.option("--tls-client-ca-files", multiple=True, type=click.Path(dir_okay=False),
               help="require client certificates signed by these CAs (mTLS; repeatable)")
-def serve(recording, listen, speed, no_pacing, loop, tls_cert_file, tls_key_file, tls_client_ca_files):
+def serve(recording, input_dir, listen, speed, no_pacing, loop, tls_cert_file, tls_key_file, tls_client_ca_files):
     """Serve RECORDING (jsonpb lines, .gz ok) as a Hubble Relay would: any Hubble client can connect.
 
     \b
@@ -37,6 +39,12 @@ def serve(recording, listen, speed, no_pacing, loop, tls_cert_file, tls_key_file
       hubbletui serve incident.json --speed 10 --loop
       hubble observe --server localhost:4245 --verdict DROPPED -f
     """
+    if bool(recording) == bool(input_dir):
+        raise click.UsageError("give one recording: RECORDING or --input DIR (a bundle)")
+    if input_dir:
+        from hubbletui.cluster.bundle import FLOWS
+
+        recording = str(Path(input_dir) / FLOWS)
     if speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
     _check_listen(listen)

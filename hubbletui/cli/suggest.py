@@ -7,8 +7,9 @@ import sys
 import click
 
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
-                                           exit_code_of, load_cluster)
+                                           exit_code_of)
 from hubbletui.cli.flags import split
+from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
                                         server_options, time_options)
 from hubbletui.flows.request import FilterSpec
@@ -20,6 +21,7 @@ DEFAULT_TOP = 3
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--input-file", metavar="FILE|-", help="A jsonpb recording (.gz ok; - reads stdin).")
+@bundle_option
 @server_options
 @filter_options
 @time_options
@@ -45,7 +47,7 @@ DEFAULT_TOP = 3
                    "applies it.")
 @click.option("--top", type=click.IntRange(min=1), default=DEFAULT_TOP, show_default=True, metavar="N",
               help="At most N fixes per group, best first.")
-def suggest(input_file, server, fmt, output, out_dir, kustomize, top, **kwargs) -> int:
+def suggest(server, fmt, output, out_dir, kustomize, top, **kwargs) -> int:
     """Suggest the smallest checked fix for every group of dropped flows.
 
     Every fix is applied to a copy of the cluster state first: the group's drops must become allowed and every
@@ -67,20 +69,22 @@ def suggest(input_file, server, fmt, output, out_dir, kustomize, top, **kwargs) 
     from hubbletui.suggest.fixes import default_format, suggest_groups
     from hubbletui.render.fixes_out import render, say_not_applyable, say_unfixed, write_out_dir
 
-    filters, times, server_flags, cluster, engine_flags = split(kwargs, FilterSpec, TimeFlags, ServerFlags,
-                                                                ClusterFlags, EngineFlags)
-    require_one_source(input_file, server)
+    inputs, filters, times, server_flags, cluster, engine_flags = split(kwargs, InputFlags, FilterSpec, TimeFlags,
+                                                                        ServerFlags, ClusterFlags, EngineFlags)
+    input_file = inputs.input_file
+    require_one_source(input_file or inputs.input_dir, server)
     if kustomize and out_dir is None:
         raise click.UsageError("--kustomize writes an overlay folder: give it with --out-dir DIR")
-    if input_file is None and server is None:
+    if input_file is None and inputs.input_dir is None and server is None:
         if sys.stdin.isatty():
             raise click.UsageError("give the flows: --input-file FILE (or -) or --server ADDRESS")
         input_file = "-"
     query = build_query(filters, times)
-    state = load_cluster(cluster)
+    loaded = load_input(InputFlags(inputs.input_dir, input_file), cluster)
+    state = loaded.state
     engine = build_engine(engine_flags, state)
-    events = _events(input_file, server, query, server_flags)
-    groups, other = suggest_groups(engine, events, fmt, top)
+    events = _events(loaded.flows, server, query, server_flags)
+    groups, other = suggest_groups(engine, events, fmt, top, loaded.timeline)
     say_unfixed(groups, other)
     if out_dir is not None and kustomize:
         from hubbletui.render.fixes_kustomize import write_kustomize

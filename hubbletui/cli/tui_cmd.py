@@ -16,6 +16,7 @@ import click
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
                                            report_load)
 from hubbletui.cli.flags import split
+from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
                                         server_options, time_options)
 from hubbletui.cluster.model import ClusterState
@@ -44,6 +45,7 @@ def _tui_options(func):
     func = click.option("--speed", type=float, default=None, metavar="X",
                         help="With --input-file: replay at X times the recorded pace (1 = real time); "
                              "without it the recording is read as fast as it loads.")(func)
+    func = bundle_option(func)
     func = click.option("--input-file", metavar="FILE|-", help="Replay a jsonpb recording (.gz ok; - for stdin).")(func)
     return func
 
@@ -120,6 +122,7 @@ class TuiFlags:
     """The flags of ``_tui_options`` that are the TUI's own."""
 
     input_file: str | None = None
+    input_dir: str | None = None  # a bundle
     server: str | None = None
     speed: float | None = None
     out_dir: Path | None = None
@@ -128,7 +131,10 @@ class TuiFlags:
 def _run(kwargs: dict, *, pick: bool) -> list[Picked]:
     own, filters, times, server_flags, cluster, engine_flags = split(
         kwargs, TuiFlags, FilterSpec, TimeFlags, ServerFlags, ClusterFlags, EngineFlags)
-    input_file, server, speed, out_dir = own.input_file, own.server, own.speed, own.out_dir
+    server, speed, out_dir = own.server, own.speed, own.out_dir
+    loaded = load_input(InputFlags(own.input_dir, own.input_file), cluster, required=False) if own.input_dir \
+        else None
+    input_file = loaded.flows if loaded is not None else own.input_file
     require_one_source(input_file, server)
     if speed is not None and speed <= 0:
         raise click.BadParameter("the speed must be positive", param_hint="--speed")
@@ -140,8 +146,9 @@ def _run(kwargs: dict, *, pick: bool) -> list[Picked]:
     from hubbletui.tui.feed import Reports
 
     reports = Reports()
-    state, notes = _cluster_for_tui(cluster)
+    state, notes = (loaded.state, ()) if loaded is not None else _cluster_for_tui(cluster)
     engine = build_engine(engine_flags, state, follow=state.source.startswith("live")) if state is not None else None
+    timeline = loaded.timeline if loaded is not None else None
     if input_file:
         query = build_query(filters, times)
         source = _recording_source(input_file, speed, query, reports)
@@ -151,14 +158,15 @@ def _run(kwargs: dict, *, pick: bool) -> list[Picked]:
             query.number = SERVER_HISTORY
         source = _grpc_source(server, server_flags, query)
     try:
-        return _launch(source, state, engine, notes=notes, out_dir=out_dir, pick=pick, reports=reports)
+        return _launch(source, state, engine, notes=notes, out_dir=out_dir, pick=pick, reports=reports,
+                       timeline=timeline)
     finally:
         if state is not None:
             state.stop()
 
 
 def _launch(source, state: ClusterState | None, engine, *, notes, out_dir: Path | None, pick: bool,
-            reports=None) -> list[Picked]:
+            reports=None, timeline=None) -> list[Picked]:
     from hubbletui.tui.app import create_app, prepare_process
     from hubbletui.tui.tty_driver import TtyDriver, needs_tty_driver
 
@@ -168,7 +176,7 @@ def _launch(source, state: ClusterState | None, engine, *, notes, out_dir: Path 
             raise HubbleTuiError("no terminal to draw on: the TUI needs one (stdin, stderr or /dev/tty)")
         driver = {"driver_class": TtyDriver}
     app = create_app(source, cluster=state, engine=engine, notes=notes, out_dir=out_dir, pick=pick,
-                     reports=reports, **driver)
+                     reports=reports, timeline=timeline, **driver)
     prepare_process()
     result = app.run()
     if app.return_code not in (None, 0):

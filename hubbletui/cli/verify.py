@@ -10,8 +10,9 @@ import orjson
 import yaml
 
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
-                                           load_cluster, report_load)
+                                           report_load)
 from hubbletui.cli.flags import split
+from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.render.verify_report import verify_junit, verify_markdown, verify_text
 
@@ -55,7 +56,8 @@ def _deletion(text: str) -> tuple[str, str, str]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--input-file", required=True, metavar="FILE", help="A jsonpb recording (.gz ok; - reads stdin).")
+@click.option("--input-file", metavar="FILE", help="A jsonpb recording (.gz ok; - reads stdin).")
+@bundle_option
 @cluster_options
 @engine_options
 @click.option("--change", "changes", multiple=True, metavar="PATH",
@@ -67,7 +69,7 @@ def _deletion(text: str) -> tuple[str, str, str]:
 @click.option("-o", "--output", type=click.Choice(["text", "json", "md", "junit"]), default="text",
               show_default=True, help="text for people, json for programs, md for a pull-request comment, junit "
                                       "for CI (each recorded connection a test case).")
-def verify(input_file, changes, deletes, after, output, **kwargs) -> int:
+def verify(changes, deletes, after, output, **kwargs) -> int:
     """Replay every recorded connection against the cluster before and after a proposed change.
 
     Reports the working connections the change would deny (it breaks them) and the recorded drops it allows
@@ -82,12 +84,15 @@ def verify(input_file, changes, deletes, after, output, **kwargs) -> int:
     from hubbletui.suggest.verify import verify as run_verify
     from hubbletui.flows.recording import read_events
 
-    cluster, engine_flags = split(kwargs, ClusterFlags, EngineFlags)
+    inputs, cluster, engine_flags = split(kwargs, InputFlags, ClusterFlags, EngineFlags)
+    if not inputs.input_dir and not inputs.input_file:
+        raise click.UsageError("give the flows: --input-file FILE (with --cluster or --live) or --input DIR")
     if not changes and not deletes and not after:
         raise click.UsageError("give the change: --change PATH, --delete KIND/NS/NAME, or --after SNAPSHOT")
     removed = [_deletion(d) for d in deletes]
     upserts = _change_objects(changes)
-    engine = build_engine(engine_flags, load_cluster(cluster))
+    loaded = load_input(inputs, cluster)
+    engine = build_engine(engine_flags, loaded.state)
     after_engine = None
     if after:
         from hubbletui.cluster.snapshot import load_snapshot
@@ -95,7 +100,7 @@ def verify(input_file, changes, deletes, after, output, **kwargs) -> int:
         after_state = load_snapshot(list(after))
         report_load(after_state)
         after_engine = build_engine(engine_flags, after_state)  # judged with the same Cilium and Istio settings
-    result = run_verify(engine, read_events(input_file), upserts, removed, after=after_engine)
+    result = run_verify(engine, read_events(loaded.flows), upserts, removed, loaded.timeline, after=after_engine)
     if output == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     elif output == "junit":

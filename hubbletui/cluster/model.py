@@ -130,6 +130,11 @@ class ClusterState:
             for key, obj in new.items():
                 listener(Change("upsert", kind, key, obj))
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held, no change lands: for reading several kinds as one moment (a bundle's starting state)."""
+        return self._lock
+
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
         return self.objects.get(kind, {}).get((namespace, name))
 

@@ -89,9 +89,15 @@ class Timeline:
         self._history: dict[str, dict[Key, tuple[list[float], list[dict | None]]]] = {k: {} for k in KINDS}
         self.oldest_complete: float = clock()  # views at or after this time are exact
         # the last version seen per object: the store hands listeners only the new version
-        self._seen: dict[tuple[str, Key], dict] = {
-            (kind, key): obj for kind in KINDS for key, obj in state.objects[kind].items()}
-        self._unsubscribe = state.subscribe(self._on_change)
+        self._entry_listeners: list[Callable[[TimelineEntry], None]] = []
+        with state.lock:  # no change slips between the versions seen here and the subscription
+            self._seen: dict[tuple[str, Key], dict] = {
+                (kind, key): obj for kind in KINDS for key, obj in state.objects[kind].items()}
+            self._unsubscribe = state.subscribe(self._on_change)
+
+    def subscribe(self, listener: Callable[[TimelineEntry], None]) -> None:
+        """``listener(entry)`` after each change recorded (a bundle's change log is written this way)."""
+        self._entry_listeners.append(listener)
 
     def close(self) -> None:
         self._unsubscribe()
@@ -117,6 +123,9 @@ class Timeline:
             olds.append(old)
             self._times.append(at)
             self._trim(at)
+            entry = self._entries[-1]
+        for listener in self._entry_listeners:
+            listener(entry)
 
     def _trim(self, now: float) -> None:
         while self._entries and (len(self._entries) > self.max_changes
@@ -151,6 +160,23 @@ class Timeline:
                 return False, None
             i = bisect.bisect_right(hist[0], t)
             return (True, hist[1][i]) if i < len(hist[0]) else (False, None)
+
+    def position(self, t: float) -> int:
+        """How many changes had happened by time `t`, counted from the first ever recorded (evicted ones too):
+        two times with the same position see the same cluster."""
+        with self._lock:
+            if not self._times or t >= self._times[-1]:
+                return self.evicted + len(self._times)
+            return self.evicted + bisect.bisect_right(self._times, t)
+
+    @property
+    def total(self) -> int:
+        """The position of "now": every change recorded so far."""
+        return self.evicted + len(self._times)
+
+    def reverted_at(self, t: float) -> list[tuple[str, Key, dict | None]]:
+        """(kind, key, version as of `t`) for every object changed after `t`; None: it did not exist then."""
+        return [(kind, key, old) for kind in KINDS for key, old in sorted(self.changed_after(kind, t).items())]
 
     def changed_after(self, kind: str, t: float) -> dict[Key, dict | None]:
         """The objects of `kind` changed after `t`, each with its version as of `t` (None: absent then)."""

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.model import Flow
 from hubbletui.diagnose import drop_reasons
+from hubbletui.cluster.timeline import Timeline
+from hubbletui.diagnose.attribution import attribute
 from hubbletui.diagnose.explain import explain_group, refusal_group
 from hubbletui.diagnose.groups import DropGroup, group_drops
 from hubbletui.flows.store import WOULD_DROP, FlowStore, Refusal, Row, RowKey
+from hubbletui.policy.as_of import EngineAt
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.policy.result import TraceResult
 
@@ -57,7 +60,7 @@ class Analysis:
         return self.group if self.group is not None and self.group.fixable else None
 
 
-def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence) -> Analysis:
+def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence, timeline: Timeline | None = None) -> Analysis:
     key = row.key
     out = Analysis(key=key, headline="", refusal=row.refusal)
     if key.verdict in WOULD_DROP and key.reason:
@@ -70,7 +73,7 @@ def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence) -> Analys
         if row.refusal is not None:
             _refusal(row, out)
         elif key.verdict in WOULD_DROP:
-            _drop(engine, evidence, out)
+            _drop(EngineAt(engine, timeline), evidence, out)
         else:
             _forwarded(row, engine, out)
     except HubbleTuiError as exc:
@@ -82,9 +85,13 @@ def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence) -> Analys
     return out
 
 
-def _drop(engine: PolicyEngine, evidence: Evidence, out: Analysis) -> None:
-    groups = group_drops(evidence.flows, engine)
-    group = explain_group(engine, groups[0])  # the engine may name a side differently: the biggest group
+def _drop(at: EngineAt, evidence: Evidence, out: Analysis) -> None:
+    """The row's drops, judged by the cluster as of their time when it has a history."""
+    groups = group_drops(evidence.flows, at.engine, at.at if at.timeline is not None else None)
+    group = explain_group(at.at(groups[0].sample.time_ns), groups[0])  # the biggest group: the engine may name
+    attribute(group, at)  # a side differently than the row does
+    out.notes += [a for a in (group.started_after and group.started_after.started_after_text(),
+                              group.resolved_by and group.resolved_by.resolved_by_text()) if a]
     out.group, out.trace = group, group.trace
     out.headline = group.explanation
     out.notes += group.notes

@@ -66,6 +66,12 @@ class Evidence:
     forbidden: tuple[Http403, ...] = ()
 
     @property
+    def last_refused_ns(self) -> int:
+        """When the latest refusal was seen (a quick close or a 403), else the group's last flow."""
+        times = [c.time_ns for c in self.closes] + [f.time_ns for f in self.forbidden]
+        return max(times) if times else self.last_ns
+
+    @property
     def refusal_seen(self) -> bool:
         """The packets look like a refusal: quick closes or 403 answers."""
         return self.quick_closes > 0 or self.http_403 > 0

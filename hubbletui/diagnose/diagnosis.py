@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from hubbletui.cluster.timeline import Timeline
+from hubbletui.diagnose.attribution import attribute
 from hubbletui.diagnose.explain import explain_group, refusal_group
 from hubbletui.diagnose.groups import DropGroup, DropNamer, add_flow, source_in_trouble
 from hubbletui.diagnose.implied import ImpliedGaps
 from hubbletui.diagnose.mesh_refusals import MeshRefusalDetector
 from hubbletui.flows.conn import GroupKey
 from hubbletui.flows.model import Flow
+from hubbletui.policy.as_of import OLDER_THAN_WINDOW, EngineAt
 from hubbletui.policy.engine import PolicyEngine
 
 
@@ -37,10 +40,15 @@ class Diagnosis:
         return sum(1 for g in self.groups if g.is_disagreement)
 
 
-def diagnose(engine: PolicyEngine, events: Iterable) -> Diagnosis:
+def diagnose(engine: PolicyEngine, events: Iterable, timeline: Timeline | None = None) -> Diagnosis:
     """Group every dropped flow and every connection Istio refuses among ``events`` (one pass; non-flows are
-    skipped), and explain each group with the run's one engine."""
-    namer, detector, implied = DropNamer(engine), MeshRefusalDetector(engine), ImpliedGaps(engine)
+    skipped), and explain each group with the run's one engine. With the cluster's ``timeline``, each flow is
+    named and each group explained by the state as of its time, and each group says which change it followed
+    and which one resolved it."""
+    at = EngineAt(engine, timeline)
+    engine_at = at.at if timeline is not None else None
+    namer, detector = DropNamer(engine, engine_at), MeshRefusalDetector(engine, engine_at=engine_at)
+    implied = ImpliedGaps(engine)
     groups: dict[GroupKey, DropGroup] = {}
     samples: dict[tuple, Flow] = {}  # the first forwarded flow of each connection, for refused groups
     drops = 0
@@ -56,7 +64,7 @@ def diagnose(engine: PolicyEngine, events: Iterable) -> Diagnosis:
             samples.setdefault((flow.source.workload_ref, flow.destination.workload_ref, flow.dst_port), flow)
     # before any group is explained, so that every answer built on the lacking state says so
     engine.mark_incomplete({why: why for why in implied.reasons()})
-    found = [explain_group(engine, g) for g in groups.values()]
+    found = [_explained(at, g) for g in groups.values()]
     for refusal in detector.refusals():
         sample = samples.get((refusal.source, refusal.destination, refusal.port))
         if sample is not None:
@@ -65,5 +73,14 @@ def diagnose(engine: PolicyEngine, events: Iterable) -> Diagnosis:
             found.append(refusal_group(refusal, sample, pair))
     for group in found:
         group.in_trouble = source_in_trouble(engine, group.src)
+        attribute(group, at)
     found.sort(key=lambda g: (-g.flows, g.key))
     return Diagnosis(found, drops)
+
+
+def _explained(at: EngineAt, group: DropGroup) -> DropGroup:
+    """The group explained by the state as of its sample (its first flow)."""
+    explain_group(at.at(group.sample.time_ns), group)
+    if not at.complete_at(group.sample.time_ns):
+        group.notes.append(OLDER_THAN_WINDOW)
+    return group

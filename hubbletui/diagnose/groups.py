@@ -12,10 +12,11 @@ audit mode gets the fixes its enforcing twin would. A group counts its audited f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hubbletui.diagnose import drop_reasons
+from hubbletui.diagnose.loop import Attribution
 from hubbletui.diagnose.mesh_refusals import LAYER as ISTIO, MeshRefusal
 from hubbletui.diagnose.pod_status import pod_status
 from hubbletui.flows.conn import Conn, GroupKey, Port
@@ -47,6 +48,9 @@ class DropGroup:
     replies: int = 0  # dropped replies: connection tracking's doing, which no rule change fixes
     in_trouble: bool = False  # a pod of the source is crashlooping (or failing): its failing connections may be why
     audited: int = 0  # flows of verdict AUDIT: passed in audit mode, dropped once enforcing
+    # with a cluster timeline (diagnose.attribution): the change the drops followed, and the one that ended them
+    started_after: Attribution | None = None
+    resolved_by: Attribution | None = None
 
     # the key's parts, as the fixes and reports name them
     src = property(lambda self: self.key.src)
@@ -128,37 +132,43 @@ class DropGroup:
                            "direction": self.sample.direction or None, "node": self.sample.node or None,
                            "time_ns": self.sample.time_ns},
                 "trace": self.trace.to_dict() if self.trace else None, "notes": self.notes,
-                "istio": self.refusal.to_dict() if self.refusal else None}
+                "istio": self.refusal.to_dict() if self.refusal else None,
+                **({"started_after": self.started_after.to_dict()} if self.started_after else {}),
+                **({"resolved_by": self.resolved_by.to_dict()} if self.resolved_by else {})}
 
 
 class DropNamer:
     """The key of a dropped flow. With an engine, each side is named by the workload the cluster state knows
     (Hubble's own `workloads` may be missing, as in exporter files), else by what Hubble said."""
 
-    def __init__(self, engine: PolicyEngine | None):
+    def __init__(self, engine: PolicyEngine | None, engine_at: Callable[[int], PolicyEngine] | None = None):
         self.engine = engine
+        self._at = engine_at  # the engine as of a flow's time (policy.as_of), when the cluster has a history
         self._refs: dict[tuple, str] = {}
 
     def key(self, flow: Flow) -> GroupKey:
         reason = flow.reason_name or "UNKNOWN"
-        conn = Conn(self._ref(flow.source), self._ref(flow.destination), Port(flow.dst_port, flow.protocol))
+        engine = self._at(flow.time_ns) if self._at is not None else self.engine
+        conn = Conn(self._ref(flow.source, engine), self._ref(flow.destination, engine),
+                    Port(flow.dst_port, flow.protocol))
         return GroupKey(conn, "DROPPED", reason)
 
-    def _ref(self, endpoint: Endpoint) -> str:
-        if self.engine is None:
+    def _ref(self, endpoint: Endpoint, engine: PolicyEngine | None) -> str:
+        if engine is None:
             return endpoint.workload_ref
-        key = (endpoint.namespace, endpoint.pod, endpoint.ip, endpoint.labels, endpoint.identity)
+        key = (engine, endpoint.namespace, endpoint.pod, endpoint.ip, endpoint.labels, endpoint.identity)
         ref = self._refs.get(key)
         if ref is None:
-            subject = self.engine.subject_for_endpoint(endpoint)
+            subject = engine.subject_for_endpoint(endpoint)
             ref = self._refs[key] = subject.workload_ref if subject.kind in ("pod", "workload", "flow") \
                 else endpoint.ref
         return ref
 
 
-def group_drops(flows: Iterable, engine: PolicyEngine | None = None) -> list[DropGroup]:
+def group_drops(flows: Iterable, engine: PolicyEngine | None = None,
+                engine_at: Callable[[int], PolicyEngine] | None = None) -> list[DropGroup]:
     """The dropped (or audited) flows of ``flows`` (other events are ignored) grouped, most flows first."""
-    namer, groups = DropNamer(engine), {}
+    namer, groups = DropNamer(engine, engine_at), {}
     for flow in flows:
         if isinstance(flow, Flow) and flow.would_drop:
             add_flow(groups, namer.key(flow), flow)

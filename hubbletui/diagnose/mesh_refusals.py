@@ -23,7 +23,7 @@ only feeds the connection tracker.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -129,8 +129,10 @@ class MeshRefusalDetector:
     `engine`: the run's one PolicyEngine (its Istio root namespace, cluster name and enforcement mode apply).
     """
 
-    def __init__(self, engine: PolicyEngine, *, tracker: ConnectionTracker | None = None):
-        self.engine = engine
+    def __init__(self, engine: PolicyEngine, *, tracker: ConnectionTracker | None = None,
+                 engine_at: Callable[[int], PolicyEngine] | None = None):
+        self.engine = self.base_engine = engine
+        self._at = engine_at  # with a cluster history: a group is judged by the state at its latest refusal
         self.tracker = tracker or ConnectionTracker()
         self.observe = self.tracker.observe  # the per-flow path: one bound call, no wrapper
         self._generation = -1
@@ -168,7 +170,7 @@ class MeshRefusalDetector:
     # ------------------------------------------------------------------------------------------------ internals
 
     def _fresh(self) -> None:
-        generation = self.engine.state.generation
+        generation = (self.engine.state.generation, id(self.engine))
         if generation != self._generation:
             self._generation = generation
             self._subjects.clear()
@@ -211,6 +213,8 @@ class MeshRefusalDetector:
         key = group.key
         if key.port.protocol != "TCP" or key.port.number in ISTIO_PROXY_PORTS:
             return None
+        if self._at is not None:
+            self.engine = self._at(group.freeze().last_refused_ns)
         self._fresh()
         src, dst = self._subject(group.source), self._subject(group.destination)
         if src.id == dst.id:

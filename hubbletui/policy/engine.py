@@ -283,21 +283,22 @@ class PolicyEngine:
             self._set_policy(self._compile(policy.obj))
         return {p.key for p in users}
 
-    def what_if(self, upserts: Iterable[dict] = (), deletes: Iterable[dict | tuple[str, str, str]] = ()
-                ) -> PolicyEngine:
+    def what_if(self, upserts: Iterable[dict] = (), deletes: Iterable[dict | tuple[str, str, str]] = (),
+                rollout: bool = True) -> PolicyEngine:
         """A view of this engine with ``upserts`` applied and ``deletes`` ((kind, namespace, name) or objects)
         removed. Only what changed is recompiled or rebuilt; the rest is shared. The view's ``base`` is self.
         An upserted workload is rolled out: its pods take the new pod template (labels, ports, service
         account), which is how "what if this template had these labels" is asked. The same change asked again
-        gets the same view."""
+        gets the same view. ``rollout=False`` keeps pods as given (a past state, where the pods' own versions
+        are known)."""
         upserts, deletes = list(upserts), list(deletes)
-        key = change_key(upserts, deletes)
+        key = (change_key(upserts, deletes), rollout)
         known = self.memo.get("view", key)
         if known is not None:
             return known
         view = self._fork()
         for obj in upserts:
-            keys, namespaces = view._upsert(obj, rollout=True)
+            keys, namespaces = view._upsert(obj, rollout=rollout)
             view.changed_policies |= keys
             view.changed_namespaces |= namespaces
         for item in deletes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hubbletui.errors import HubbleTuiError
+from hubbletui.cluster.timeline import Timeline
 from hubbletui.diagnose.analysis import Analysis, Evidence, analyse
 from hubbletui.flows.store import Row, RowKey
 from hubbletui.policy.engine import PolicyEngine
@@ -34,8 +35,9 @@ class DrillIn:
         return list(self.fixes.suggestions) if self.fixes is not None else []
 
 
-def drill_in(row: Row, engine: PolicyEngine | None, evidence: Evidence, fmt: str | None = None) -> DrillIn:
-    analysis = analyse(row, engine, evidence)
+def drill_in(row: Row, engine: PolicyEngine | None, evidence: Evidence, fmt: str | None = None,
+             timeline: Timeline | None = None) -> DrillIn:
+    analysis = analyse(row, engine, evidence, timeline)
     if engine is None:
         return DrillIn(analysis)
     out = DrillIn(analysis, fmt or default_format(engine))

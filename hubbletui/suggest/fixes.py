@@ -25,6 +25,7 @@ from hubbletui.suggest.candidates_istio import istio_options
 from hubbletui.suggest.candidates_label import label_options
 from hubbletui.suggest.candidates_policy import new_policy_options
 from hubbletui.suggest.candidates_rule_patch import rule_patch_options
+from hubbletui.cluster.timeline import Timeline
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.diagnose.groups import DropGroup
 from hubbletui.suggest.check import Checker, case_pairs, upserts_of
@@ -94,13 +95,15 @@ def suggest_for_case(engine: PolicyEngine, case: DropGroup, observed: ObservedTr
 
 
 def suggest_groups(engine: PolicyEngine, events: Iterable, fmt: str | None = None,
-                   top: int | None = None) -> tuple[list[GroupFixes], int]:
+                   top: int | None = None, timeline: Timeline | None = None) -> tuple[list[GroupFixes], int]:
     """Fixes for every group of policy drops and mesh refusals among ``events`` (non-flows are skipped), and
-    the number of drops whose reasons no policy change fixes."""
+    the number of drops whose reasons no policy change fixes. With the cluster's ``timeline`` (a bundle), a
+    group a later change already resolved needs no fix and is left out."""
     flows = [f for f in events if isinstance(f, Flow)]
-    found = diagnose(engine, flows)
+    found = diagnose(engine, flows, timeline)
     observed = ObservedTraffic(flows)
-    return [suggest_for_case(engine, group, observed, fmt, top) for group in found.fixable], found.unfixable_drops
+    return [suggest_for_case(engine, group, observed, fmt, top) for group in found.fixable
+            if group.resolved_by is None], found.unfixable_drops
 
 
 def suggest_all(engine: PolicyEngine, events: Iterable, fmt: str | None = None,

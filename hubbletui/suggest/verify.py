@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from hubbletui.cluster.timeline import Timeline
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.flows.model import Flow
 from hubbletui.policy.engine import PolicyEngine
@@ -64,9 +65,10 @@ def _denial(result: TraceResult) -> str:
 
 
 def verify(engine: PolicyEngine, events: Iterable, upserts: Iterable[dict] = (),
-           deletes: Iterable[tuple[str, str, str]] = (), after: PolicyEngine | None = None) -> Verification:
+           deletes: Iterable[tuple[str, str, str]] = (), timeline: Timeline | None = None,
+           after: PolicyEngine | None = None) -> Verification:
     flows = [f for f in events if isinstance(f, Flow)]
-    found = diagnose(engine, flows)
+    found = diagnose(engine, flows, timeline)
     observed = ObservedTraffic(flows)
     upserts, deletes = list(upserts), list(deletes)
     base = after if after is not None else engine

@@ -22,6 +22,8 @@ from textual.app import App
 from textual.binding import Binding
 
 from hubbletui.cluster.model import ClusterState
+from hubbletui.cluster.timeline import Timeline
+from hubbletui.policy.as_of import EngineAt
 from hubbletui.flows.model import Flow
 from hubbletui.flows.query_text import QueryError, TextQuery, parse_query
 from hubbletui.flows.conn import orient
@@ -68,6 +70,7 @@ class Collaborators:
     notes: tuple[str, ...] = ()  # what is missing and why, shown on the main screen
     out_dir: Path = field(default_factory=Path.cwd)  # where `w` writes fixes
     reports: Reports | None = None  # what the source reported (malformed lines), shown as notifications
+    timeline: Timeline | None = None  # a bundle's cluster history: drops are judged by the state at their time
 
 
 class HubbleApp(App):
@@ -355,13 +358,15 @@ def create_app(source: FlowSource, *, cluster: ClusterState | None = None, engin
                clock: Callable[[], float] = time.time, ticks: Callable[[], float] = time.monotonic,
                notes: tuple[str, ...] | list[str] = (),
                out_dir: Path | None = None, pick: bool = False, reports: Reports | None = None,
-               **app_kwargs) -> HubbleApp:
+               timeline: Timeline | None = None, **app_kwargs) -> HubbleApp:
     notes = tuple(notes)
     if cluster is None and not notes:
         notes = (FLOWS_ONLY,)
     if pick:
         notes += (PICKING,)
-    detector = MeshRefusalDetector(engine) if engine is not None else None
+    engine_at = EngineAt(engine, timeline).at if engine is not None and timeline is not None else None
+    detector = MeshRefusalDetector(engine, engine_at=engine_at) if engine is not None else None
     collab = Collaborators(source=source, cluster=cluster, engine=engine, detector=detector, clock=clock,
-                           ticks=ticks, notes=notes, out_dir=out_dir or Path.cwd(), reports=reports)
+                           ticks=ticks, notes=notes, out_dir=out_dir or Path.cwd(), reports=reports,
+                           timeline=timeline)
     return HubbleApp(collab, **app_kwargs)

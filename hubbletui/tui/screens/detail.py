@@ -124,8 +124,8 @@ class DropDetailScreen(HubbleScreen):
         self.show_fixes()
         if analysis is None:
             evidence = Evidence.take(self.hubble.store, row)
-            engine, fmt = self.hubble.engine, self.fmt
-            self.run_worker(lambda: drill_in(row, engine, evidence, fmt), name="analyse", group="analysis",
+            engine, fmt, timeline = self.hubble.engine, self.fmt, self.hubble.collab.timeline
+            self.run_worker(lambda: drill_in(row, engine, evidence, fmt, timeline), name="analyse", group="analysis",
                             thread=True, exclusive=True, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
