@@ -38,7 +38,9 @@ address with egress_denied_by, a CT_MAP_INSERTION_FAILED burst), node_status and
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
+import json
 import os
 import random
 import sys
@@ -421,10 +423,14 @@ def _owner(kind: str, name: str, namespace: str) -> dict:
             "uid": make_uid(kind, namespace, name)}
 
 
-def pod_object(pod: Pod, rv: _ResourceVersions) -> dict:
+def pod_object(pod: Pod, rv: _ResourceVersions, *, started: datetime | None = None,
+               crashlooping: bool | None = None, ready: bool = True) -> dict:
+    """A pod as the API server shows it: by default as at snapshot time (the exporter crashlooping); a later
+    pod of the story gives its own start time and state."""
     app = pod.app
-    started = app.created + timedelta(seconds=7)
-    crashlooping = (app.namespace, app.name) == ("database", "fdb-exporter")
+    started = started or app.created + timedelta(seconds=7)
+    if crashlooping is None:
+        crashlooping = (app.namespace, app.name) == ("database", "fdb-exporter")
     meta = _meta(pod.name, app.namespace, started - timedelta(seconds=5), rv, "Pod")
     annotations = dict(app.annotations)
     if in_mesh(app.namespace):
@@ -475,7 +481,7 @@ def pod_object(pod: Pod, rv: _ResourceVersions) -> dict:
                                                  f"pod={pod.name}_{app.namespace}({meta['uid']})",
                                       "reason": "CrashLoopBackOff"}}})
         else:
-            st.update({"lastState": {}, "ready": True, "restartCount": 0, "started": True,
+            st.update({"lastState": {}, "ready": ready, "restartCount": 0, "started": True,
                        "state": {"running": {"startedAt": k8s_time(started)}}})
         statuses.append(dict(sorted(st.items())))
     if in_mesh(app.namespace):
@@ -484,20 +490,20 @@ def pod_object(pod: Pod, rv: _ResourceVersions) -> dict:
                          hashlib.sha256(ISTIO_IMAGE.encode()).hexdigest(), "lastState": {}, "name": "istio-proxy",
                          "ready": True, "restartCount": 0, "started": True,
                          "state": {"running": {"startedAt": k8s_time(started - timedelta(seconds=2))}}})
-    ready = "False" if crashlooping else "True"
+    ready_text = "False" if crashlooping or not ready else "True"
     conditions = [
         {"lastProbeTime": None, "lastTransitionTime": k8s_time(started), "status": "True",
          "type": "PodReadyToStartContainers"},
         {"lastProbeTime": None, "lastTransitionTime": k8s_time(started - timedelta(seconds=3)), "status": "True",
          "type": "Initialized"},
-        {"lastProbeTime": None, "lastTransitionTime": k8s_time(started + timedelta(seconds=4)), "status": ready,
-         "type": "Ready"},
-        {"lastProbeTime": None, "lastTransitionTime": k8s_time(started + timedelta(seconds=4)), "status": ready,
-         "type": "ContainersReady"},
+        {"lastProbeTime": None, "lastTransitionTime": k8s_time(started + timedelta(seconds=4)),
+         "status": ready_text, "type": "Ready"},
+        {"lastProbeTime": None, "lastTransitionTime": k8s_time(started + timedelta(seconds=4)),
+         "status": ready_text, "type": "ContainersReady"},
         {"lastProbeTime": None, "lastTransitionTime": k8s_time(started - timedelta(seconds=5)), "status": "True",
          "type": "PodScheduled"},
     ]
-    if crashlooping:
+    if ready_text == "False":
         for cond in conditions[2:4]:
             cond["message"] = f"containers with unready status: [{app.containers[0].name}]"
             cond["reason"] = "ContainersNotReady"
@@ -854,6 +860,91 @@ def cluster_files(world: World) -> dict[str, list[dict]]:
         "authorizationpolicies.yaml": by_ns(authz),
         "peerauthentications.yaml": by_ns(peer),
     }
+
+
+# ------------------------------------------------------------------------------------------ the story's changes
+
+FIX1_AT = 128.0  # phase 2: the label goes on the Deployment's pod template; a new ReplicaSet and pod follow
+FIX2_AT = 180.0  # the AuthorizationPolicy admits the exporter's principal
+FIX3_AT = 233.0  # database's scrape policy opens the exporter's metrics port
+
+
+def _find(files: dict[str, list[dict]], file: str, namespace: str, name: str) -> dict:
+    return next(o for o in files[file] if o["metadata"].get("namespace") == namespace
+                and o["metadata"]["name"] == name)
+
+
+def _bump(obj: dict, rv: _ResourceVersions) -> dict:
+    """A copy of `obj` as the API server returns it after an update: a new resourceVersion, the next generation."""
+    new = copy.deepcopy(obj)
+    new["metadata"]["resourceVersion"] = rv()
+    if "generation" in new["metadata"]:
+        new["metadata"]["generation"] += 1
+    return new
+
+
+def story_changes(world: World, files: dict[str, list[dict]]) -> list[tuple[float, dict | None, tuple]]:
+    """The cluster changes the engineer makes while the recording runs, as (seconds, object or None for a
+    delete, (kind, namespace, name)) in time order: the three fixes and what the controllers do after them."""
+    rv = _ResourceVersions()
+    rv.next = 90_000
+    out: list[tuple[float, dict | None, tuple]] = []
+
+    def put(at: float, obj: dict) -> None:
+        meta = obj["metadata"]
+        out.append((at, obj, (obj["kind"], meta.get("namespace", ""), meta["name"])))
+
+    # fix 1: the label on the pod template; the Deployment controller rolls out a new ReplicaSet and pod
+    exporter = APP["database", "fdb-exporter"]
+    deployment = _bump(_find(files, "deployments.yaml", "database", "fdb-exporter"), rv)
+    deployment["spec"]["template"]["metadata"]["labels"] = dict(sorted(EXPORTER_FIXED_LABELS.items()))
+    deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = str(exporter.revision + 1)
+    put(FIX1_AT, deployment)
+    pod = world.exporter_fixed
+    old_rs = _find(files, "replicasets.yaml", "database", world.one("database", "fdb-exporter").owner[1])
+    rs = copy.deepcopy(old_rs)
+    rs_name = pod.owner[1]
+    rs_labels = dict(sorted({**EXPORTER_FIXED_LABELS, "pod-template-hash": pod.template_hash}.items()))
+    created = T0 + timedelta(seconds=FIX1_AT + 0.2)
+    rs["metadata"].update({"name": rs_name, "uid": make_uid("ReplicaSet", "database", rs_name), "labels": rs_labels,
+                           "creationTimestamp": k8s_time(created), "resourceVersion": rv()})
+    rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = str(exporter.revision + 1)
+    rs["spec"]["selector"]["matchLabels"]["pod-template-hash"] = pod.template_hash
+    rs["spec"]["template"] = _pod_template(exporter, rs_labels)
+    put(FIX1_AT + 0.2, rs)
+    starting = pod_object(pod, rv, started=T0 + timedelta(seconds=FIX1_POD_START), crashlooping=False, ready=False)
+    starting["metadata"]["creationTimestamp"] = k8s_time(T0 + timedelta(seconds=FIX1_AT + 0.4))
+    put(FIX1_AT + 0.4, starting)
+    ready = pod_object(pod, rv, started=T0 + timedelta(seconds=FIX1_POD_START), crashlooping=False)
+    ready["metadata"]["creationTimestamp"] = starting["metadata"]["creationTimestamp"]
+    put(EXPORTER_READY, ready)
+    # the old crashlooping pod goes once the new one is Ready; its ReplicaSet is scaled to zero
+    old_pod = world.one("database", "fdb-exporter")
+    out.append((EXPORTER_READY + 0.3, None, ("Pod", "database", old_pod.name)))
+    scaled = _bump(old_rs, rv)
+    scaled["spec"]["replicas"] = 0
+    scaled["status"] = {"observedGeneration": scaled["metadata"]["generation"], "replicas": 0}
+    put(EXPORTER_READY + 0.5, scaled)
+
+    # fix 2: the exporter's principal in FoundationDB's AuthorizationPolicy
+    authz = _bump(_find(files, "authorizationpolicies.yaml", "database", "foundationdb-allow-clients"), rv)
+    authz["spec"]["rules"][0]["from"][0]["source"]["principals"].append("cluster.local/ns/database/sa/fdb-exporter")
+    put(FIX2_AT, authz)
+
+    # fix 3: the exporter's metrics port in database's scrape policy
+    scrape = _bump(_find(files, "ciliumnetworkpolicies.yaml", "database", "allow-prometheus-scrape"), rv)
+    scrape["spec"]["ingress"][0]["toPorts"][0]["ports"] = _ports((9090, "TCP"), (9161, "TCP"))
+    put(FIX3_AT, scrape)
+    return sorted(out, key=lambda c: c[0])
+
+
+def change_log(changes: list[tuple[float, dict | None, tuple]]) -> bytes:
+    """The bundle's changes.jsonl (cluster/changelog.py's form)."""
+    lines = []
+    for at, obj, (kind, ns, name) in changes:
+        record = {"time": round(T0.timestamp() + at, 3), "kind": kind, "namespace": ns, "name": name, "object": obj}
+        lines.append(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n")
+    return "".join(lines).encode()
 
 
 # ---------------------------------------------------------------------------------------------- YAML out
@@ -1261,6 +1352,13 @@ def phase2_istio_refusals(rec: Recording, w: World) -> None:
             port = ports()
             rtt = rtt_between(rng, exporter, fdb)
             t1 = rec.connect(t, exporter, fdb, port, FDB_PORT, rtt, allowed=(egress, ingress))
+            if t >= ns_at(FIX2_AT):
+                # fix 2 is in: the principal is admitted and the connection stays up, busy every few seconds
+                beat = t1 + jitter(rng, 1_000 * MS)
+                while beat < end:
+                    rec.exchange(beat, exporter, fdb, port, FDB_PORT, rtt)
+                    beat += jitter(rng, 5_000 * MS, 0.1)
+                break
             # the client's sidecar starts the mTLS handshake; FoundationDB's sidecar completes it, sees a
             # principal no rule admits and closes: a FIN or a RST from FoundationDB within a few milliseconds
             t2 = t1 + jitter(rng, 2_600 * US)
@@ -1282,6 +1380,16 @@ def phase3_prometheus_denied(rec: Recording, w: World) -> None:
     t = ns_at(EXPORTER_READY) + jitter(rng, 700 * MS)
     while t < ns_at(END_S):
         port = ports()
+        if t >= ns_at(FIX3_AT):
+            # fix 3 is in: the scrape is let in; one short connection per scrape
+            rtt = rtt_between(rng, prometheus, exporter)
+            done = rec.connect(t, prometheus, exporter, port, 9161, rtt,
+                               allowed=([cnp_ref("monitoring", "prometheus-scrape-egress")],
+                                        [cnp_ref("database", "allow-prometheus-scrape")]))
+            done = rec.exchange(done + jitter(rng, 1 * MS), prometheus, exporter, port, 9161, rtt)
+            rec.close(done + jitter(rng, 2 * MS), prometheus, exporter, port, 9161, rtt)
+            t += int(SCRAPE_INTERVAL * 1e9) + rng.randint(-2 * MS, 2 * MS)
+            continue
         for offset in (0, 1, 3, 7):  # SYN retransmits within the 10 s scrape timeout
             at = t + offset * 1_000_000_000 + (jitter(rng, 3 * MS) if offset else 0)
             if at >= ns_at(END_S):
@@ -1576,8 +1684,10 @@ def outputs(root: Path) -> dict[Path, bytes]:
     w = build_world()
     out: dict[Path, bytes] = {}
     demo = root / "hubbletui" / "demo"
-    for name, items in cluster_files(w).items():
+    files = cluster_files(w)
+    for name, items in files.items():
         out[demo / "cluster" / name] = kubectl_yaml(items)
+    out[demo / "changes.jsonl"] = change_log(story_changes(w, files))
     out[demo / "flows.jsonl"] = build_recording(w).lines()
     for name, data in fixtures(w).items():
         out[root / "tests" / "fixtures" / "flows" / name] = data

@@ -3,7 +3,7 @@ change ended it. `loop` finds the changes; this module says what "allowed" means
 
 from __future__ import annotations
 
-from hubbletui.cluster.timeline import StateView
+from hubbletui.cluster.timeline import StateView, TimelineEntry
 from hubbletui.diagnose import drop_reasons
 from hubbletui.diagnose.groups import DropGroup
 from hubbletui.diagnose.loop import resolved_by, started_after
@@ -40,8 +40,9 @@ def _side(engine: PolicyEngine, ref: str, endpoint) -> Subject:
     return engine.subject_for_endpoint(endpoint)
 
 
-def attribute(group: DropGroup, at: EngineAt) -> None:
-    """Set the group's `started_after` and `resolved_by` from the timeline (in place)."""
+def attribute(group: DropGroup, at: EngineAt, now: float | None = None) -> None:
+    """Set the group's `started_after` and `resolved_by` from the timeline (in place); `now`: judge resolution
+    by the changes up to this time (a replay in progress), not by all of them."""
     timeline = at.timeline
     if timeline is None or not (group.refusal is not None or drop_reasons.is_policy(group.reason or "UNKNOWN")):
         return
@@ -49,6 +50,12 @@ def attribute(group: DropGroup, at: EngineAt) -> None:
     def allowed(view: StateView) -> bool:
         return allows(at.at_time(view.at), group)
 
+    sample = group.sample
+    pods = {(ep.namespace, ep.pod) for ep in (sample.source, sample.destination) if ep.pod}
+
+    def related(entry: TimelineEntry) -> bool:
+        return entry.kind == "Pod" and entry.key in pods
+
     last = group.refusal.evidence.last_refused_ns if group.refusal is not None else group.last_ns
-    group.started_after = started_after(timeline, group.first_ns, allows=allowed)
-    group.resolved_by = resolved_by(timeline, last, allowed)
+    group.started_after = started_after(timeline, group.first_ns, allows=allowed, related=related)
+    group.resolved_by = resolved_by(timeline, last, allowed, now)

@@ -36,19 +36,24 @@ class Attribution:
 
 
 def started_after(timeline: Timeline, first_ns: int, window_s: float = STARTED_AFTER_WINDOW_S,
-                  allows: Callable[[StateView], bool] | None = None) -> Attribution | None:
+                  allows: Callable[[StateView], bool] | None = None,
+                  related: Callable[[TimelineEntry], bool] | None = None) -> Attribution | None:
     """The change at most `window_s` before the group's first drop that its drops followed: with `allows`, the
-    latest one after which the state stopped allowing the traffic; otherwise (or when none did) the latest one
-    that changed more than status (a pod's restart count is no cause)."""
+    latest one after which the state stopped allowing the traffic; else the latest change to an object of the
+    traffic itself (`related`: a pod that appeared); else the latest one that changed more than status (a pod's
+    restart count is no cause)."""
     first = first_ns / 1e9
     candidates = [e for e in timeline.entries(since=first - window_s) if e.time <= first and _meaningful(e)]
     if not candidates:
         return None
     change = candidates[-1]
+    causes = []
     if allows is not None:
         causes = [e for e in candidates if not allows(timeline.state_at(e.time))
                   and allows(timeline.state_at(e.time - BEFORE_S))]
-        change = causes[-1] if causes else change
+    if not causes and related is not None:
+        causes = [e for e in candidates if related(e)]
+    change = causes[-1] if causes else change
     return Attribution(change, first - change.time)
 
 
@@ -56,14 +61,42 @@ def _meaningful(entry: TimelineEntry) -> bool:
     return entry.action != "modified" or bool(changed_fields(entry.old, entry.new))
 
 
-def resolved_by(timeline: Timeline, last_ns: int, allows: Callable[[StateView], bool]) -> Attribution | None:
+def resolved_by(timeline: Timeline, last_ns: int, allows: Callable[[StateView], bool],
+                now: float | None = None) -> Attribution | None:
     """The first change after the group's last drop after which the state allows its traffic, if the state
-    now still allows it (a fix later undone is not a resolution)."""
+    as of `now` (the latest change by default) still allows it: a fix later undone is not a resolution. A pod
+    that a rollout brought names the workload change that caused the rollout."""
     last = last_ns / 1e9
-    later = timeline.entries(since=last)
+    later = [e for e in timeline.entries(since=last) if now is None or e.time <= now]
     if not later or not allows(timeline.state_at(later[-1].time)):
         return None
-    for change in later:
+    for i, change in enumerate(later):
         if allows(timeline.state_at(change.time)):
-            return Attribution(change, change.time - last)
+            cause = _rollout_cause(later[:i], change)
+            return Attribution(cause, cause.time - last)
     return None
+
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+
+def _rollout_cause(earlier: list[TimelineEntry], change: TimelineEntry) -> TimelineEntry:
+    """For a pod created or changed by a rollout, the earlier change to its controllers' pod template (pod ->
+    ReplicaSet -> Deployment, as their ownerReferences say); otherwise the change itself."""
+    if change.kind != "Pod" or change.new is None:
+        return change
+    ns = change.key[0]
+    owners = set(_owners(change.new, ns))
+    for entry in reversed(earlier):  # a new ReplicaSet names its Deployment
+        if (entry.kind, entry.key) in owners and entry.new is not None:
+            owners.update(_owners(entry.new, ns))
+    for entry in reversed(earlier):
+        if (entry.kind, entry.key) in owners and entry.kind in WORKLOAD_KINDS \
+                and "spec.template" in changed_fields(entry.old, entry.new):
+            return entry
+    return change
+
+
+def _owners(obj: dict, namespace: str) -> list[tuple[str, tuple[str, str]]]:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return [(ref.get("kind"), (namespace, ref.get("name"))) for ref in refs if isinstance(ref, dict)]

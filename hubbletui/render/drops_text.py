@@ -14,6 +14,19 @@ def _when(group: DropGroup) -> str:
     return first if first == last else f"{first} .. {last}"
 
 
+def _loop(group: DropGroup) -> list[str]:
+    """What the cluster's history says: the change the drops followed, the change that ended them."""
+    def at(attribution) -> str:
+        return format_time(int(attribution.change.time * 1e9))
+
+    out = []
+    if group.started_after:
+        out.append(f"{group.started_after.started_after_text()} ({at(group.started_after)})")
+    if group.resolved_by:
+        out.append(f"{group.resolved_by.resolved_by_text()} ({at(group.resolved_by)})")
+    return out
+
+
 def render_text(groups: list[DropGroup]) -> str:
     p = printable
     if not groups:
@@ -21,8 +34,9 @@ def render_text(groups: list[DropGroup]) -> str:
     lines = []
     for group in groups:
         flag = ("  [AUDIT]" if group.audit else f"  [AUDIT {group.audited}]" if group.audited else "") + \
-            ("  [DISAGREEMENT]" if group.status == DISAGREEMENT else "")
+            ("  [DISAGREEMENT]" if group.status == DISAGREEMENT else "") + ("  [RESOLVED]" if group.resolved_by else "")
         lines.append(f"{p(group.key.text())}: {group.flows} flows, {_when(group)}{flag}")
+        lines += [f"  {p(text)}" for text in _loop(group)]
         if group.layer == "istio":
             lines.append("  refused by Istio: Cilium forwarded it, the destination's sidecar said no")
         elif group.layer:
@@ -52,9 +66,11 @@ def render_markdown(groups: list[DropGroup], source: str) -> str:
         port = g.key.port.text
         lines.append(f"| {md(g.key.src)} | {md(g.key.dst)} | {md(port)} | {md(g.key.reason)} | {g.flows} | "
                      f"{'yes' if g.audit else g.audited or '-'} | "
-                     f"{md(g.layer or '-')} | {'**disagreement**' if g.status == DISAGREEMENT else md(g.status)} |")
+                     f"{md(g.layer or '-')} | {'**disagreement**' if g.status == DISAGREEMENT else md(g.status)}"
+                     f"{' (resolved)' if g.resolved_by else ''} |")
     for g in groups:
         lines += ["", f"## {md(g.key.text())}", "", md(g.explanation)]
+        lines += [f"- {md(text)}" for text in _loop(g)]
         layer = g.trace.layer(g.layer) if g.trace and g.layer else None
         if layer is not None and layer.nearest:
             lines.append("")

@@ -24,9 +24,9 @@ def test_the_demo_fix_passes_and_lists_the_drops_it_fixes(tmp_path):
     assert doc["ok"] is True and doc["breaks"] == []
     # The demo's fixes: the scrape drop the story is about, and the world drops a /32 fromCIDR rule admits.
     assert [f["connection"] for f in doc["fixes"]] == [
-        "monitoring/prometheus -> database/fdb-exporter 9161/TCP (POLICY_DENIED at ingress, 34 dropped flows)",
+        "monitoring/prometheus -> database/fdb-exporter 9161/TCP (POLICY_DENIED at ingress, 24 dropped flows)",
         "world -> shop/cart 8080/TCP (POLICY_DENIED at ingress, 5 dropped flows)"]
-    assert doc["fixes"][0]["dropped_flows"] == 34 and doc["unchanged"] > 30
+    assert doc["fixes"][0]["dropped_flows"] == 24 and doc["unchanged"] > 30
 
 
 def test_removing_the_kube_dns_allowance_fails_with_the_broken_flows():

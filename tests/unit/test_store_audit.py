@@ -17,4 +17,4 @@ def test_the_store_charges_audited_flows_as_drops(tmp_path):
     store.add_events(list(read_events(str(audit))), now=0.0)
     rows = [r for r in store.rows.values() if r.key.verdict == "AUDIT"]
     assert rows and all(r.is_drop and r.is_audit and r.key.reason in ("POLICY_DENIED", "POLICY_DENY") for r in rows)
-    assert sum(p.audited for p in store.pods.values()) == 162
+    assert sum(p.audited for p in store.pods.values()) == 152
