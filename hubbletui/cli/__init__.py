@@ -1,7 +1,8 @@
 """The `hubbletui` command: a click group whose subcommands load lazily.
 
 Headless commands must never import Textual (tests check this), so every subcommand lives in its own
-module and is imported only when invoked. A bare `hubbletui [options]` means `hubbletui tui [options]`.
+module and is imported only when invoked. A bare `hubbletui [options]` means `hubbletui tui [options]`; a first
+word that is not an option must name a command (the TUI takes no arguments, so a typo is never taken for one).
 """
 
 from __future__ import annotations
@@ -62,9 +63,15 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl([(name, SHORT_HELP[name]) for name in COMMANDS])
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            # click's own error and "did you mean" need the names; ours are lazy, so click's list is empty
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=list(COMMANDS), ctx=ctx)
+        return super().resolve_command(ctx, args)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         wants_group = not args or args[0] in ("--help", "-h", "--version")
-        if not wants_group and args[0] not in COMMANDS:
+        if not wants_group and args[0].startswith("-"):
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
 

@@ -54,3 +54,20 @@ current-context: x
     assert state is None and "reading the cluster from the kubeconfig failed" in notes[0]
     with pytest.raises(HubbleTuiError):
         _cluster_for_tui(ClusterFlags(live=True))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["verfiy", "--help"], "No such command 'verfiy'. Did you mean 'verify'?"),
+    (["obsrve"], "No such command 'obsrve'. (Did you mean one of: 'observe', 'serve'?)"),
+    (["foo"], "No such command 'foo'."),
+])
+def test_an_unknown_command_is_a_usage_error(args, message):
+    result = run_cli(*args, timeout=30)
+    assert result.returncode == ExitCode.USAGE
+    assert message in result.stderr.decode() and result.stdout == b""
+
+
+def test_options_without_a_command_still_mean_the_tui():
+    result = run_cli("--speed", "2", "--help", timeout=30)
+    assert result.returncode == ExitCode.OK
+    assert result.stdout.decode().startswith("Usage: hubbletui tui")
