@@ -25,6 +25,7 @@ class DrillIn:
     analysis: Analysis
     fmt: str = ""  # the fix format; "" without a cluster
     fixes: GroupFixes | None = None  # when fixes were looked for
+    resolved: str = ""  # not looked for: a later cluster change resolved the group (what it was)
 
     @property
     def key(self) -> RowKey:
@@ -43,6 +44,9 @@ def drill_in(row: Row, engine: PolicyEngine | None, evidence: Evidence, fmt: str
     out = DrillIn(analysis, fmt or default_format(engine))
     group = analysis.fixable
     if group is None:
+        return out
+    if group.resolved_by is not None:  # a later change already lets it through: nothing to fix (as `suggest`)
+        out.resolved = group.resolved_by.resolved_by_text()
         return out
     try:
         out.fixes = suggest_for_case(engine, group, ObservedTraffic(evidence.working), out.fmt)

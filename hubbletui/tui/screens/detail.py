@@ -245,6 +245,10 @@ class DropDetailScreen(HubbleScreen):
 
 def _no_fix_text(analysis: DrillIn) -> Text:
     text = Text()
+    if analysis.resolved:
+        text.append("no fix needed\n", "bold green")
+        text.append(printable(analysis.resolved), "green")
+        return text
     if analysis.fixes is None:
         if analysis.analysis.notes:
             text.append(printable(analysis.analysis.notes[-1]), "yellow")
