@@ -22,7 +22,7 @@ def snapshot(context: str | None, kubeconfig: str | None, namespaces: tuple[str,
     # imported here: the kubernetes client is slow to import and other commands do not need it
     from hubbletui.cluster.kube_connect import connect, one_line
     from hubbletui.cluster.live import list_cluster
-    from hubbletui.cluster.snapshot_write import write_snapshot
+    from hubbletui.cluster.snapshot_write import unreadable_lines, write_snapshot
 
     conn = connect(context, kubeconfig)
     try:
@@ -33,7 +33,8 @@ def snapshot(context: str | None, kubeconfig: str | None, namespaces: tuple[str,
         click.echo(f"hubbletui: warning: {note}", err=True)
     # before anything is written: nothing readable must not replace an earlier snapshot with nothing
     listing.check_readable(conn, namespaces)
-    result = write_snapshot(output_dir, {kind: listed.items for kind, listed in listing.listed.items()})
+    result = write_snapshot(output_dir, {kind: listed.items for kind, listed in listing.listed.items()},
+                            unreadable_lines(listing.warnings))
     counts = ", ".join(f"{len(listed.items)} {kind}" for kind, listed in listing.listed.items() if listed.items)
     empty = sum(1 for listed in listing.listed.values() if not listed.items)
     counts = f"{counts or 'no objects'}{f' ({empty} kinds empty)' if empty and counts else ''}"
