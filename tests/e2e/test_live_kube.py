@@ -7,6 +7,7 @@ real one does not make on demand (429 with Retry-After, 5xx, expiring continue t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from cli_run import run_cli
 from kube_server import wait_until
 from paths import ROOT
 
+from hubbletui import __version__
 from hubbletui.cluster.kinds_api import RESOURCES
 from hubbletui.cluster.kube_connect import connect
 from hubbletui.cluster.live import list_cluster, load_live
@@ -148,8 +150,37 @@ def test_snapshot_with_the_rbac_yaml_role_holds_what_was_created_and_only_reads(
         conn.api_client.close()
     for kind, listed in listing.listed.items():
         assert sorted(map(key_of, listed.items)) == sorted(state.objects[kind]), kind
-    verbs = {e["verb"] for e in kube.audit("reader")}
-    assert verbs and verbs <= READ_VERBS, verbs
+    requests = kube.audit("reader")
+    assert {e["verb"] for e in requests} <= READ_VERBS, {e["verb"] for e in requests}
+    assert {e["userAgent"] for e in requests} == {f"hubbletui/{__version__}"}
+
+
+def test_insecure_tls_is_one_line_not_a_warning_per_request(reader_bound, tmp_path):
+    config = yaml.safe_load(Path(reader_bound.env["KUBECONFIG_READER"]).read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"].pop("certificate-authority-data", None)
+        cluster["cluster"].pop("certificate-authority", None)
+        cluster["cluster"]["insecure-skip-tls-verify"] = True
+    insecure = tmp_path / "insecure.kubeconfig"
+    insecure.write_text(yaml.safe_dump(config))
+    out = run_cli("snapshot", "--kubeconfig", str(insecure), "-o", str(tmp_path / "snap"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.decode().splitlines()
+    assert [line for line in lines if not line.startswith("hubbletui: wrote ")] == [
+        f"hubbletui: warning: TLS verification is off for {reader_bound.env['SERVER']} (insecure-skip-tls-verify "
+        f"in the kubeconfig): anyone on the path could answer for the API server"]
+
+
+def test_a_server_whose_certificate_is_not_trusted_is_a_failed_verification(reader_bound, tmp_path):
+    config = yaml.safe_load(Path(reader_bound.env["KUBECONFIG_READER"]).read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"].pop("certificate-authority-data", None)  # the system store does not know kube.sh's CA
+    untrusted = tmp_path / "untrusted.kubeconfig"
+    untrusted.write_text(yaml.safe_dump(config))
+    out = run_cli("trace", "--live", "--kubeconfig", str(untrusted), "--src", "a/b", "--dst", "a/c", "--dport", "80")
+    assert out.returncode == ExitCode.UNREACHABLE
+    assert out.stderr.decode().startswith("hubbletui: TLS verification failed: ")
+    assert out.stderr.count(b"\n") == 1
 
 
 def test_no_permission_at_all_is_one_line_and_snapshot_keeps_the_folder(kube_server, tmp_path):
