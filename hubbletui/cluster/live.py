@@ -1,7 +1,10 @@
 """Live cluster state: list every kind at once, then (optionally) keep the state current with one watch per kind.
 
-Only get/list/watch requests are made. A kind that cannot be read (its CRD is not installed, RBAC forbids
-it) becomes a warning in ``state.warnings``; an API server that cannot be reached is an UnreachableError.
+Only get/list/watch requests are made. What Kubernetes' own clients retry is retried (429 after Retry-After,
+5xx, 401/403 while the API server is not ready, broken watches, 410 by relisting), with backoff and jitter. A
+kind that still cannot be read (its CRD is not installed, RBAC forbids it) becomes one "Kind: why" warning in
+``state.warnings``, kept current by the watchers as kinds become readable or stop being so; nothing readable at
+all is a HubbleTuiError; an API server that cannot be reached is an UnreachableError.
 """
 
 from __future__ import annotations
