@@ -39,7 +39,8 @@ def load_snapshot(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Clu
         for obj in _objects_in_file(file, state.warnings):
             add_object(state, obj, where=file)
     for path in paths:
-        _read_unreadable(os.path.join(path, UNREADABLE_FILE), state.warnings)
+        if os.path.isdir(path):
+            _read_unreadable(os.path.join(path, UNREADABLE_FILE), state.warnings)
     for ns in sorted({key[0] for kind, (_, namespaced) in KINDS.items() if namespaced
                       for key in state.objects[kind]}):
         state.ensure_namespace(ns)
