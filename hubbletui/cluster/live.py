@@ -80,7 +80,9 @@ class ClusterListing:
         if self.listed:
             return
         if self.forbidden:
-            first = RESOURCES[self.forbidden[0]]
+            # with namespaces, name a kind they could have given (a namespaced one)
+            first = next((RESOURCES[k] for k in self.forbidden if RESOURCES[k].namespaced or not namespaces),
+                         RESOURCES[self.forbidden[0]])
             where = f"at cluster scope or in namespace {', '.join(namespaces)}" if namespaces else "at cluster scope"
             others = len(self.forbidden) - 1
             raise HubbleTuiError(
@@ -425,8 +427,8 @@ class Watchers:
                     # again from the same resourceVersion; a 410 then says when a relist is needed
                     broken = True
                     if exc.status in (401, 403, 404):
-                        self._problem(kind, scope, f"{_kindless(_unavailable(self._conn, resource, 'watch', exc, scope), kind)}; "
-                                                   f"{resource.plural} are not kept current; retrying")
+                        refused = _kindless(_unavailable(self._conn, resource, "watch", exc, scope), kind)
+                        self._problem(kind, scope, f"{refused}; {resource.plural} are not kept current; retrying")
                     delay = retry_delay(self._conn, exc, backoff) if exc.status in _RETRIED_STATUSES else None
                     log.info("watch of %s failed: %s %s", kind, exc.status, exc.reason)
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:

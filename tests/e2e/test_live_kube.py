@@ -70,13 +70,15 @@ def every_kind(ns: str) -> list[dict]:
         obj("apps/v1", "ReplicaSet", "web", {"selector": selector, "template": template}),
         obj("v1", "ReplicationController", "web", {"selector": labels, "template": template}),
         obj("batch/v1", "Job", "web", {"template": job_template}),
-        obj("batch/v1", "CronJob", "web", {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": job_template}}}),
+        obj("batch/v1", "CronJob", "web",
+            {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": job_template}}}),
         obj("networking.k8s.io/v1", "NetworkPolicy", "web", {"podSelector": {"matchLabels": labels},
                                                              "policyTypes": ["Ingress"]}),
         obj("cilium.io/v2", "CiliumNetworkPolicy", "web", {"endpointSelector": selector, "ingress": [{}]}),
         obj("cilium.io/v2", "CiliumClusterwideNetworkPolicy", f"{ns}-web", {"endpointSelector": selector},
             namespaced=False),
-        obj("cilium.io/v2alpha1", "CiliumCIDRGroup", f"{ns}-corp", {"externalCIDRs": ["192.0.2.0/24"]}, namespaced=False),
+        obj("cilium.io/v2alpha1", "CiliumCIDRGroup", f"{ns}-corp", {"externalCIDRs": ["192.0.2.0/24"]},
+            namespaced=False),
         obj("security.istio.io/v1", "AuthorizationPolicy", "web", {"selector": selector, "action": "ALLOW"}),
         obj("security.istio.io/v1", "PeerAuthentication", "web", {"selector": selector, "mtls": {"mode": "STRICT"}}),
     ]
@@ -109,7 +111,7 @@ def test_watch_sees_creates_updates_and_deletes_of_every_kind(reader_bound, tmp_
     objs = every_kind(ns)
     state = load_live(kubeconfig=kube.env["KUBECONFIG_READER"], watch=True)
     try:
-        assert [w for w in state.warnings] == []
+        assert state.warnings == []
         manifest = tmp_path / "objs.yaml"
         manifest.write_text(as_yaml(objs))
         kube.kubectl("create", "-f", str(manifest))
