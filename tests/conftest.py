@@ -14,3 +14,18 @@ from paths import shared_or_skip
 @pytest.fixture
 def samples_dir() -> Path:
     return shared_or_skip("samples", "flows")
+
+
+@pytest.fixture(scope="session")
+def kube_server():
+    """The real kube-apiserver + etcd of ../shared/kube, one per session (skipped with the reason without it)."""
+    import shutil
+
+    from kube_server import kube_server_or_skip
+
+    server = kube_server_or_skip()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.state, ignore_errors=True)

@@ -4,7 +4,7 @@ where the cluster state comes from (`--cluster PATH...` or `--live`) and how Cil
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import click
 
@@ -26,6 +26,13 @@ def cluster_options(func: Callable) -> Callable:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def namespace_option(func: Callable) -> Callable:
+    """-n/--namespace NS (repeatable), for the commands without flow filters (whose -n already names them)."""
+    return click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
+                        help="With --live: where RBAC forbids listing a kind cluster-wide, read it in this "
+                             "namespace (repeatable), as a RoleBinding allows.")(func)
 
 
 def engine_options(func: Callable) -> Callable:
@@ -60,12 +67,24 @@ class ClusterFlags:
     live: bool = False
     context: str | None = None
     kubeconfig: str | None = None
+    # with --live: the namespaces to read one by one where a cluster-wide list is forbidden (-n, or the
+    # namespaces the flow filters name)
+    namespaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cluster and self.live:
             raise click.UsageError("give either --cluster PATH or --live, not both")
         if (self.context or self.kubeconfig) and not self.live:
             raise click.UsageError("--context and --kubeconfig go with --live")
+
+    def reading(self, namespaces) -> ClusterFlags:
+        """These flags, with ``namespaces`` added to the ones read where cluster-wide lists are forbidden."""
+        return replace(self, namespaces=tuple(dict.fromkeys((*self.namespaces, *(n for n in namespaces if n)))))
+
+
+def flow_namespaces(filters) -> tuple[str, ...]:
+    """The namespaces a command's flow filters name (-n, --from-namespace, --to-namespace)."""
+    return (*filters.namespace, *filters.from_namespace, *filters.to_namespace)
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,7 @@ def load_cluster(flags: ClusterFlags, *, required: bool = True) -> ClusterState 
     if flags.live:
         from hubbletui.cluster.live import load_live
 
-        state = load_live(context=flags.context, kubeconfig=flags.kubeconfig)
+        state = load_live(context=flags.context, kubeconfig=flags.kubeconfig, namespaces=flags.namespaces)
     elif flags.cluster:
         from hubbletui.cluster.snapshot import load_snapshot
         state = load_snapshot(list(flags.cluster))

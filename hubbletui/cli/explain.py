@@ -8,7 +8,7 @@ import click
 import orjson
 
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
-                                           exit_code_of, incomplete_reasons)
+                                           exit_code_of, flow_namespaces, incomplete_reasons)
 from hubbletui.cli.flags import split
 from hubbletui.cli.flow_options import TimeFlags, build_query, filter_options, time_options
 from hubbletui.flows.request import FilterSpec
@@ -44,7 +44,7 @@ def explain(output, **kwargs) -> int:
         raise click.UsageError("give the flows: --input-file FILE (with --cluster or --live) or --input DIR")
     output = output or ("text" if sys.stdout.isatty() else "json")
     query = build_query(filters, times)
-    loaded = load_input(inputs, cluster)
+    loaded = load_input(inputs, cluster.reading(flow_namespaces(filters)))
     state = loaded.state
     engine = build_engine(engine_flags, state)
     found = diagnose(engine, select(read_events(loaded.flows), query), loaded.timeline)

@@ -95,7 +95,9 @@ def record(server, last, follow, output, live, context, kubeconfig, **kwargs):
         raise click.UsageError("--live writes a bundle folder: give -o DIR")
     query = build_query(filters, times, follow=follow, number=last)
     source = cli_source(server_flags, server, query)
-    bundle = _start_bundle(output, context, kubeconfig) if live else None
+    # the namespaces the filters name are read one by one where cluster-wide lists are forbidden
+    namespaces = tuple(dict.fromkeys((*filters.namespace, *filters.from_namespace, *filters.to_namespace)))
+    bundle = _start_bundle(output, context, kubeconfig, namespaces) if live else None
     try:
         flows, lost, interrupted = _record(source, bundle.flows_path if bundle else output)
     finally:
@@ -113,13 +115,13 @@ def record(server, last, follow, output, live, context, kubeconfig, **kwargs):
           f"{'; ' + '; '.join(notes) if notes else ''}", file=sys.stderr)
 
 
-def _start_bundle(directory: str, context: str | None, kubeconfig: str | None):
+def _start_bundle(directory: str, context: str | None, kubeconfig: str | None, namespaces: tuple[str, ...]):
     """Read the cluster, start watching it, and write the bundle's starting state; changes follow as they come."""
     from hubbletui.cli.cluster_options import report_load
     from hubbletui.cluster.bundle import BundleWriter
     from hubbletui.cluster.live import load_live
 
-    state = load_live(context=context, kubeconfig=kubeconfig, watch=True)
+    state = load_live(context=context, kubeconfig=kubeconfig, watch=True, namespaces=namespaces)
     report_load(state)
     try:
         return BundleWriter(directory, state)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
-                                           exit_code_of)
+                                           exit_code_of, flow_namespaces)
 from hubbletui.cli.flags import split
 from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
@@ -80,7 +80,7 @@ def suggest(server, fmt, output, out_dir, kustomize, top, **kwargs) -> int:
             raise click.UsageError("give the flows: --input-file FILE (or -) or --server ADDRESS")
         input_file = "-"
     query = build_query(filters, times)
-    loaded = load_input(InputFlags(inputs.input_dir, input_file), cluster)
+    loaded = load_input(InputFlags(inputs.input_dir, input_file), cluster.reading(flow_namespaces(filters)))
     state = loaded.state
     engine = build_engine(engine_flags, state)
     events = _events(loaded.flows, server, query, server_flags)

@@ -10,7 +10,7 @@ import click
 import orjson
 
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
-                                           load_cluster, report_incomplete)
+                                           load_cluster, namespace_option, report_incomplete)
 from hubbletui.cli.flags import split
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.policy.ports import normalise_protocol
@@ -42,6 +42,7 @@ def parse_dport(text: str, default_protocol: str = "TCP") -> tuple[int, str]:
                     "With --batch, FILE holds JSON lines {\"src\", \"dst\", \"dport\", \"protocol\"} and one JSON "
                     "line is printed per query, in order.")
 @cluster_options
+@namespace_option
 @engine_options
 @click.option("--src", metavar="REF", help="The connecting side.")
 @click.option("--dst", metavar="REF", help="The side connected to.")
@@ -60,15 +61,28 @@ def trace(src, dst, dport, batch, detail, output, **kwargs) -> int:
     if not batch and not (src and dst and dport):
         raise click.UsageError("give --src REF --dst REF --dport N[/proto], or --batch FILE")
     port, protocol = parse_dport(dport) if dport else (0, "TCP")
-    engine = build_engine(engine_flags, load_cluster(cluster))
+    # the namespaces of the two sides are worth reading where cluster-wide lists are forbidden
+    engine = build_engine(engine_flags, load_cluster(cluster.reading(_ref_namespace(r) for r in (src, dst))))
     if batch:
         return _run_batch(engine, batch, output, detail)
-    result = engine.trace(src, dst, port, protocol)
+    try:
+        result = engine.trace(src, dst, port, protocol)
+    except HubbleTuiError as exc:
+        if engine.incomplete:  # "no such pod" may only mean it could not be read: say so on the same line
+            raise HubbleTuiError(f"{exc}; the cluster state is incomplete "
+                                 f"({'; '.join(engine.incomplete.values())})") from None
+        raise
     if output == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
         click.echo(render_trace(result))
     return ExitCode.INCOMPLETE if report_incomplete(result.incomplete) else ExitCode.OK
+
+
+def _ref_namespace(ref: str | None) -> str:
+    """The namespace of an ns/name reference; "" for an entity, an IP or no reference."""
+    namespace, sep, _ = (ref or "").partition("/")
+    return namespace if sep and ":" not in namespace and not namespace[:1].isdigit() else ""
 
 
 def _run_batch(engine, path: str, output: str, detail: bool) -> int:

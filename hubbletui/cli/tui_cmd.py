@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
-                                           report_load)
+                                           flow_namespaces, report_load)
 from hubbletui.cli.flags import split
 from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
@@ -149,7 +149,8 @@ def _run(kwargs: dict, *, pick: bool) -> list[Picked]:
     from hubbletui.tui.feed import Reports
 
     reports = Reports()
-    state, notes = (loaded.state, ()) if loaded is not None else _cluster_for_tui(cluster)
+    state, notes = (loaded.state, ()) if loaded is not None \
+        else _cluster_for_tui(cluster.reading(flow_namespaces(filters)))
     engine = build_engine(engine_flags, state, follow=state.source.startswith("live")) if state is not None else None
     timeline = loaded.timeline if loaded is not None else None
     if input_file:
@@ -221,7 +222,7 @@ def _cluster_for_tui(flags: ClusterFlags) -> tuple[ClusterState | None, tuple[st
 
     _say("reading the cluster (get/list/watch only)…")
     try:
-        state = load_live(context=context, kubeconfig=kubeconfig, watch=True)
+        state = load_live(context=context, kubeconfig=kubeconfig, watch=True, namespaces=flags.namespaces)
     except HubbleTuiError as exc:
         if live:
             raise

@@ -78,7 +78,7 @@ class BundleWriter:
     timeline's subscription: both happen under the state's lock."""
 
     def __init__(self, path: str | os.PathLike, state: ClusterState, max_changes: int = DEFAULT_MAX_CHANGES):
-        from hubbletui.cluster.snapshot_write import write_snapshot
+        from hubbletui.cluster.snapshot_write import unreadable_lines, write_snapshot
 
         self.path = Path(path)
         self.changes = 0
@@ -91,7 +91,8 @@ class BundleWriter:
         except OSError as exc:
             raise HubbleTuiError(f"{self.path}: cannot write the bundle: {exc.strerror or exc}") from None
         with state.lock:
-            write_snapshot(self.path / CLUSTER, {kind: state.list(kind) for kind in KINDS})
+            write_snapshot(self.path / CLUSTER, {kind: state.list(kind) for kind in KINDS},
+                           unreadable_lines(state.warnings))
             self.timeline = Timeline(state, max_changes=max_changes, max_age_s=BUNDLE_MAX_AGE_S)
         self.timeline.subscribe(self._write)
 

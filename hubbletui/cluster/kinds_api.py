@@ -43,13 +43,27 @@ class Resource:
     def group_version(self, version: str) -> str:
         return f"{self.group}/{version}" if self.group else version
 
-    def call(self, api_client: client.ApiClient, version: str, **params: Any) -> RawResponse:
-        """One list or watch request; ``params`` are the client's own (limit, _continue, watch, ...)."""
+    @property
+    def namespaced(self) -> bool:
+        return KUBE_KINDS[self.kind].namespaced
+
+    def call(self, api_client: client.ApiClient, version: str, namespace: str | None = None,
+             **params: Any) -> RawResponse:
+        """One list or watch request, cluster-wide or (``namespace``) in one namespace; ``params`` are the
+        client's own (limit, _continue, watch, ...)."""
         params["_preload_content"] = False
         if self.typed_list is None:
             api = client.CustomObjectsApi(api_client)
+            if namespace is not None:
+                return cast(RawResponse, api.list_namespaced_custom_object(self.group, version, namespace,
+                                                                           self.plural, **params))
             return cast(RawResponse, api.list_cluster_custom_object(self.group, version, self.plural, **params))
         api_class, method = self.typed_list.split(".")
+        if namespace is not None:
+            # the client names the namespaced list after the cluster-wide one: list_pod_for_all_namespaces
+            # -> list_namespaced_pod
+            method = "list_namespaced_" + method.removeprefix("list_").removesuffix("_for_all_namespaces")
+            params["namespace"] = namespace
         return cast(RawResponse, getattr(getattr(client, api_class)(api_client), method)(**params))
 
 

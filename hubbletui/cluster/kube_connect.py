@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,8 +16,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from hubbletui import __version__
 from hubbletui.cluster.kinds_api import RESOURCES
-from hubbletui.errors import HubbleTuiError
+from hubbletui.errors import HubbleTuiError, UnreachableError
+
+USER_AGENT = f"hubbletui/{__version__}"
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class Connection:
     api_client: client.ApiClient
     server: str  # the API server URL, for messages
     source: str  # "live context NAME" or "live in-cluster": shown to users
+    notes: tuple[str, ...] = ()  # said once per run, e.g. that TLS verification is off
 
 
 def connect(context: str | None = None, kubeconfig: str | None = None) -> Connection:
@@ -45,7 +51,15 @@ def connect(context: str | None = None, kubeconfig: str | None = None) -> Connec
     configuration.retries = False
     # one connection per concurrent list, then one long-lived one per watch, plus relists
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 2 * len(RESOURCES) + 4)
-    return Connection(client.ApiClient(configuration), configuration.host, source)
+    notes: tuple[str, ...] = ()
+    if not configuration.verify_ssl and configuration.host.startswith("https:"):
+        # urllib3 warns on every request (dozens per run); one line says it instead
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        notes = (f"TLS verification is off for {one_line(configuration.host)} (insecure-skip-tls-verify in the "
+                 "kubeconfig): anyone on the path could answer for the API server",)
+    api_client = client.ApiClient(configuration)
+    api_client.user_agent = USER_AGENT
+    return Connection(api_client, configuration.host, source, notes)
 
 
 def _load_kubeconfig(configuration: client.Configuration, path: str, context: str | None) -> str:
@@ -63,18 +77,34 @@ def _load_kubeconfig(configuration: client.Configuration, path: str, context: st
     return str(context)
 
 
+def no_answer(server: str, exc: BaseException) -> UnreachableError:
+    """The one-line error for a request that got no HTTP answer from the API server at ``server``."""
+    reason = unreachable_reason(exc) or one_line(str(exc)) or type(exc).__name__
+    if reason.startswith(_VERIFY_FAILED):
+        return UnreachableError(f"{reason} for the Kubernetes API server at {server} (does the kubeconfig's "
+                                f"certificate-authority match the server's certificate?)")
+    return UnreachableError(f"cannot reach the Kubernetes API server at {server}: {reason}")
+
+
+_VERIFY_FAILED = "TLS verification failed: "
+
+
 def unreachable_reason(exc: BaseException) -> str | None:
     """Why a request got no HTTP answer at all, in a few words; None when the server did answer."""
     if isinstance(exc, ApiException):
         # the client turns TLS failures into an ApiException without a status; any other has an answer
-        return f"TLS error: {_last_line(str(exc.reason))}" if not exc.status else None
+        if exc.status:
+            return None
+        text = _last_line(str(exc.reason))
+        verify = re.search(r"certificate verify failed: (.+?)(?: \(_ssl\.c:\d+\))?[')\]]*$", text)
+        return f"{_VERIFY_FAILED}{verify.group(1)}" if verify else f"TLS error: {text}"
     if not isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
         return None
     chain = list(_causes(exc))
     # urllib3's NewConnectionError is a ConnectTimeoutError, so the precise causes are looked for first
     for error in chain:
         if isinstance(error, ssl.SSLCertVerificationError):
-            return f"TLS error: {error.verify_message or error}"
+            return f"{_VERIFY_FAILED}{error.verify_message or one_line(str(error))}"
     for error in chain:
         if isinstance(error, (ssl.SSLError, urllib3.exceptions.SSLError)):
             return f"TLS error: {one_line(str(error))}"

@@ -90,6 +90,8 @@ class ClusterState:
     # live mode sets this to end its watch threads; a snapshot has nothing to stop
     stop: Callable[[], None] = field(default=lambda: None, repr=False)
     _listeners: list[Callable[[Change], None]] = field(default_factory=list, repr=False)
+    # called when a kind becomes readable or unreadable (live mode's retries): answers' completeness changes
+    _readability_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def upsert(self, obj: dict) -> bool:
@@ -116,12 +118,17 @@ class ClusterState:
         for listener in listeners:
             listener(Change("delete", kind, key, None))
 
-    def replace_kind(self, kind: str, objs: list[dict]) -> None:
-        """Set the whole list of one kind (a relist after `410 Gone`)."""
+    def replace_kind(self, kind: str, objs: list[dict], namespace: str | None = None) -> None:
+        """Set the whole list of one kind (a relist after `410 Gone`), or only its objects in ``namespace``
+        (a kind read namespace by namespace)."""
         with self._lock:
-            old = set(self.objects[kind])
+            current = self.objects[kind]
+            old = set(current) if namespace is None else {k for k in current if k[0] == namespace}
             new = {object_key(o): o for o in objs}
-            self.objects[kind] = new
+            if namespace is None:
+                self.objects[kind] = new
+            else:
+                self.objects[kind] = {**{k: o for k, o in current.items() if k not in old}, **new}
             self.generation += 1
             listeners = list(self._listeners)
         for listener in listeners:
@@ -129,6 +136,23 @@ class ClusterState:
                 listener(Change("delete", kind, key, None))
             for key, obj in new.items():
                 listener(Change("upsert", kind, key, obj))
+
+    def set_unreadable(self, kind: str, why: str | None) -> None:
+        """Say why ``kind`` cannot be read now (a warning starting with "Kind:"), or with None that it can again."""
+        with self._lock:
+            kept = [w for w in self.warnings if w.partition(":")[0] != kind]
+            new = kept + [why] if why is not None else kept
+            if new == self.warnings:
+                return
+            self.warnings[:] = new
+            listeners = list(self._readability_listeners)
+        for listener in listeners:
+            listener()
+
+    def on_readability(self, listener: Callable[[], None]) -> Callable[[], None]:
+        with self._lock:
+            self._readability_listeners.append(listener)
+        return lambda: self._readability_listeners.remove(listener)
 
     @property
     def lock(self) -> threading.RLock:

@@ -15,9 +15,13 @@ import orjson
 import yaml
 
 from hubbletui.cluster.model import KINDS, ClusterState
+from hubbletui.untrusted import printable
 from hubbletui.errors import HubbleTuiError
 
 SNAPSHOT_SUFFIXES = (".yaml", ".yml", ".json")
+# what could not be read when `hubbletui snapshot` took it, one "Kind: why" line each: answers from the
+# snapshot say they are incomplete as live mode did (not a YAML file, so it is never taken for objects)
+UNREADABLE_FILE = "unreadable.txt"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DOC_START = re.compile(r"^---(?:[ \t].*)?$")
 
@@ -34,6 +38,9 @@ def load_snapshot(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Clu
     for file in _snapshot_files(paths):
         for obj in _objects_in_file(file, state.warnings):
             add_object(state, obj, where=file)
+    for path in paths:
+        if os.path.isdir(path):
+            _read_unreadable(os.path.join(path, UNREADABLE_FILE), state.warnings)
     for ns in sorted({key[0] for kind, (_, namespaced) in KINDS.items() if namespaced
                       for key in state.objects[kind]}):
         state.ensure_namespace(ns)
@@ -65,6 +72,27 @@ def _group_of(api_version: object) -> str | None:
     if not isinstance(api_version, str) or not api_version:
         return None
     return api_version.rpartition("/")[0] if "/" in api_version else ""
+
+
+def _read_unreadable(path: str, warnings: list[str]) -> None:
+    """The kinds `hubbletui snapshot` could not read: warnings as live mode gave them, so answers from this
+    snapshot are marked incomplete in the same way."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        warnings.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+        return
+    for number, line in enumerate(lines, start=1):
+        kind, sep, why = line.partition(":")
+        if not line.strip():
+            continue
+        if not sep or kind not in KINDS:
+            warnings.append(f"{path}:{number}: not a 'Kind: why' line, skipped")
+            continue
+        warnings.append(f"{kind}: {printable(why.strip())} (when the snapshot was taken)")
 
 
 def _snapshot_files(paths: list[str]) -> Iterator[str]:

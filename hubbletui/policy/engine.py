@@ -96,14 +96,23 @@ class PolicyEngine:
         self.memo = Memo()
         # kinds the state could not hold (see policy.completeness): every answer that depends on them says so
         self.incomplete: dict[str, str] = unread_kinds(self.state)
+        self._implied: dict[str, str] = {}  # what mark_incomplete added: kept when readability changes
         self._load(self.state)
         self._unsubscribe = self.state.subscribe(self.apply) if follow else None
+        self._unsubscribe_readability = self.state.on_readability(self._readability_changed) if follow else None
 
     def mark_incomplete(self, reasons: dict[str, str]) -> None:
         """Add what else the state is known to lack (the flows of a run imply it: see diagnose.implied); answers
         from now on carry it, so the answers remembered so far are forgotten."""
+        self._implied.update(reasons)
         if reasons.keys() - self.incomplete.keys():
             self.incomplete.update(reasons)
+            self.memo.clear()
+
+    def _readability_changed(self) -> None:
+        """A live kind became (un)readable: answers from now on say so, or stop saying so."""
+        with self._lock:
+            self.incomplete = {**unread_kinds(self.state), **self._implied}
             self.memo.clear()
 
     # building ----------------------------------------------------------------------------------
@@ -215,6 +224,9 @@ class PolicyEngine:
         if self._unsubscribe:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unsubscribe_readability:
+            self._unsubscribe_readability()
+            self._unsubscribe_readability = None
 
     def apply(self, change: Change) -> None:
         """Apply one ClusterState change in place (the state's subscribe callback)."""
@@ -330,7 +342,8 @@ class PolicyEngine:
         view._lock = threading.RLock()
         view._listeners = []
         view.memo = Memo(self.memo.counts)
-        view._unsubscribe = None
+        view._unsubscribe = view._unsubscribe_readability = None
+        view._implied = dict(self._implied)
         view.inventory = self.inventory.copy()
         view.services = dict(self.services)
         view.resolvers = dict(self.resolvers)

@@ -25,6 +25,7 @@ from hubbletui.cluster.model import ClusterState
 from hubbletui.cluster.timeline import Timeline
 from hubbletui.diagnose.resolution import LoopTracker, attribute_rows
 from hubbletui.policy.as_of import EngineAt
+from hubbletui.policy.completeness import unread_kinds
 from hubbletui.flows.model import Flow
 from hubbletui.flows.query_text import QueryError, TextQuery, parse_query
 from hubbletui.flows.conn import orient
@@ -226,7 +227,8 @@ class HubbleApp(App):
             drops_per_s=store.drop_rate.rate(now),
             lost_events=max(store.stats.lost_events, getattr(self.source.stats, "lost_events", 0)),
             buffer_dropped=self.feed.dropped, unavailable_nodes=tuple(sorted(unavailable)),
-            following=self.following, unseen=self.unseen, flows_total=store.stats.flows, scope=self.query.source)
+            following=self.following, unseen=self.unseen, flows_total=store.stats.flows, scope=self.query.source,
+            unreadable_kinds=tuple(unread_kinds(self.cluster)) if self.cluster is not None else ())
 
     def update_status(self) -> None:
         bar = self.screen.status_bar if isinstance(self.screen, HubbleScreen) else None

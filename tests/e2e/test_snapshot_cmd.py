@@ -119,6 +119,22 @@ def test_a_kind_that_can_no_longer_be_read_loses_its_stale_file(server, kubeconf
     assert not (out_dir / "pods.yaml").exists()
     assert f"removed {out_dir / 'pods.yaml'}: left by an earlier snapshot" in err
     assert "warning: Pod: forbidden by RBAC (list pods at cluster scope)" in err
+    # the snapshot remembers what it could not read (not the uninstalled CRD: no such objects exist) ...
+    assert (out_dir / "unreadable.txt").read_text() == "Pod: forbidden by RBAC (list pods at cluster scope)\n"
+    # ... so answers from it later are marked incomplete, as live mode's were
+    assert load_snapshot(out_dir).warnings == ["Pod: forbidden by RBAC (list pods at cluster scope) "
+                                               "(when the snapshot was taken)"]
+    server.forbidden.clear()
+    assert snapshot(capsys, "--kubeconfig", kubeconfig, "-o", str(out_dir))[0] == 0
+    assert not (out_dir / "unreadable.txt").exists()
+
+
+def test_damaged_unreadable_lines_are_named_and_skipped(tmp_path):
+    (tmp_path / "unreadable.txt").write_text("Pod: forbidden\nnot a line\nBogus: x\n")
+    assert load_snapshot(tmp_path).warnings == [
+        "Pod: forbidden (when the snapshot was taken)",
+        f"{tmp_path / 'unreadable.txt'}:2: not a 'Kind: why' line, skipped",
+        f"{tmp_path / 'unreadable.txt'}:3: not a 'Kind: why' line, skipped"]
 
 
 def test_a_failure_mid_write_leaves_the_previous_file_whole(kubeconfig, server, tmp_path, capsys, monkeypatch):

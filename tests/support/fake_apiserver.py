@@ -84,6 +84,7 @@ class FakeApiServer:
         self.served: dict[str, Served] = {path: Served(kind, version, namespaced, False)
                                           for path, (kind, version, namespaced) in BUILTIN_PATHS.items()}
         self.forbidden: set[tuple[str, str]] = set()  # (path, verb)
+        self._faults: dict[str, list[tuple[int, str | None]]] = {}  # path -> the next answers' (code, Retry-After)
         self.gone_as_http = False  # answer a too-old watch with HTTP 410 instead of an ERROR event
         self.end_watches_at_once = False  # end every watch stream cleanly before any event
         self.list_delay = 0.0  # seconds each list request takes, to see lists overlap
@@ -132,6 +133,17 @@ class FakeApiServer:
 
     def forbid(self, path: str, verb: str = "list") -> None:
         self.forbidden.add((path, verb))
+
+    def fail_next(self, path: str, *codes: int, retry_after: str | None = None) -> None:
+        """Answer the next requests for ``path`` (list or watch) with these error codes, in order: the overload
+        and outage answers (429 with Retry-After, 5xx) a real API server gives only when it is in trouble."""
+        with self._cond:
+            self._faults.setdefault(path, []).extend((code, retry_after) for code in codes)
+
+    def take_fault(self, path: str) -> tuple[int, str | None] | None:
+        with self._cond:
+            faults = self._faults.get(path)
+            return faults.pop(0) if faults else None
 
     def put(self, path: str, obj: dict) -> int:
         """Create or replace an object (ADDED or MODIFIED for watchers); returns its new resourceVersion."""
@@ -320,6 +332,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
         if parts.path not in self.app.served:
             return self._send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
+        fault = self.app.take_fault(parts.path)
+        if fault is not None:
+            code, retry_after = fault
+            return self._send_json(code, status(code, "Failure", f"fault {code} for the test"),
+                                   {"Retry-After": retry_after} if retry_after else {})
         verb = "watch" if request.is_watch else "list"
         if (parts.path, verb) in self.app.forbidden:
             segments = parts.path.strip("/").split("/")
@@ -369,10 +386,12 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _send_json(self, code: int, body: dict) -> None:
+    def _send_json(self, code: int, body: dict, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -255,3 +255,19 @@ def test_every_binding_is_in_the_help_table():
         for binding in holder.BINDINGS:
             for key in binding.key.split(","):
                 assert shown.get(key, key) in documented, f"{holder.__name__}: {key} is not in keys.KEYS"
+
+
+async def test_the_status_bar_says_which_cluster_kinds_are_not_readable_and_clears_when_they_are():
+    state = small_cluster()
+    state.set_unreadable("CiliumNetworkPolicy", "CiliumNetworkPolicy: forbidden by RBAC (list ciliumnetworkpolicies "
+                                                "at cluster scope)")
+    source = PushSource()
+    app = create_app(source, cluster=state, engine=PolicyEngine(state, follow=True), clock=lambda: 1000.0)
+    async with app.run_test(size=SIZE) as pilot:
+        source.push(story_flows())
+        await settle(pilot, app, 18)
+        assert "cluster incomplete: CiliumNetworkPolicy" in status_text(app)
+        state.set_unreadable("CiliumNetworkPolicy", None)  # what live mode does once the kind can be read
+        source.push([SourceState(RETRYING, "retrying in 1.5 s")])  # any event redraws the bar
+        await pilot.pause(0.3)
+        assert "cluster incomplete" not in status_text(app)

@@ -29,6 +29,7 @@ class StatusInfo:
     flows_total: int = 0
     scope: str = ""  # the active filter, as typed
     notes: tuple[str, ...] = field(default_factory=tuple)
+    unreadable_kinds: tuple[str, ...] = ()  # live cluster kinds not (yet) readable: answers on them are incomplete
 
 
 def render_status(info: StatusInfo) -> Text:
@@ -58,6 +59,10 @@ def render_status(info: StatusInfo) -> Text:
         nodes = ", ".join(printable(n) for n in info.unavailable_nodes[:3])
         more = f" +{len(info.unavailable_nodes) - 3}" if len(info.unavailable_nodes) > 3 else ""
         parts += [sep, (f"nodes unavailable: {nodes}{more}", "bold yellow")]
+    if info.unreadable_kinds:
+        kinds = ", ".join(printable(k) for k in info.unreadable_kinds[:3])
+        more = f" +{len(info.unreadable_kinds) - 3}" if len(info.unreadable_kinds) > 3 else ""
+        parts += [sep, (f"cluster incomplete: {kinds}{more}", "bold yellow")]
     if info.scope:
         parts += [sep, ("filter ", "dim"), (printable(info.scope), "cyan")]
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
