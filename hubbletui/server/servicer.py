@@ -4,6 +4,9 @@ GetFlows answers like a Hubble server: whitelist/blacklist (the same FlowFilter 
 a filter field we cannot evaluate is refused with INVALID_ARGUMENT rather than ignored), since/until,
 first/last `number`, `follow`, and `field_mask`. Like Relay it first says which nodes are connected.
 GetAgentEvents and GetDebugEvents are not in our proto, so gRPC answers them UNIMPLEMENTED, as Relay does.
+
+All clients share one event loop: a request's filtering gives the loop back every SLICE seconds (see _Slicer),
+so that however costly one client's filter, the others are served and the server still stops on a signal.
 """
 
 from __future__ import annotations
@@ -27,6 +30,35 @@ from hubbletui.flows.replay_time import shift_message
 SERVICE = "observer.Observer"
 VERSION = f"{__version__}+hubbletui-replay"
 _parse_response = observer_pb2.GetFlowsResponse.FromString
+SLICE = 0.005  # seconds of filtering before other clients get the loop
+
+
+class _Slicer:
+    """Tells a loop over events when it has held the event loop for SLICE seconds (the caller then yields it);
+    a clock read per event costs a few percent of the cheapest filter."""
+
+    __slots__ = ("_until",)
+
+    def __init__(self) -> None:
+        self._until = time.monotonic() + SLICE
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self._until:
+            return False
+        self._until = now + SLICE
+        return True
+
+
+async def _wanted(selection: _Selection, indices: range) -> list[int]:
+    wants, slicer = selection.wants, _Slicer()
+    kept = []
+    for i in indices:
+        if wants(i):
+            kept.append(i)
+        if slicer.due():
+            await asyncio.sleep(0)
+    return kept
 
 
 class _Selection:
@@ -144,7 +176,7 @@ class ObserverService:
         else:
             backlog = range(playback.buffer_start(played), played)
             if not selection.plain:
-                backlog = [i for i in backlog if selection.wants(i)]
+                backlog = await _wanted(selection, backlog)
             if number:
                 backlog = _first_or_last(list(backlog), selection.events, selection.n, number, request.first)
         payload = selection.payload
@@ -153,6 +185,7 @@ class ObserverService:
         if not request.follow:
             return
         i = played
+        slicer = _Slicer()
         while True:
             if not playback.loop and i >= playback.n:
                 await asyncio.Event().wait()  # a finished recording: stay open, as a quiet live server does
@@ -163,6 +196,8 @@ class ObserverService:
                 return
             if selection.wants(i):
                 yield payload(i)
+            elif slicer.due():
+                await asyncio.sleep(0)  # events this stream skips: no write gives the loop back
             i += 1
 
     async def server_status(self, request, context) -> observer_pb2.ServerStatusResponse:
