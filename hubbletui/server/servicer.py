@@ -30,7 +30,14 @@ from hubbletui.flows.replay_time import shift_message
 SERVICE = "observer.Observer"
 VERSION = f"{__version__}+hubbletui-replay"
 _parse_response = observer_pb2.GetFlowsResponse.FromString
+# a refusal quotes the client's value: a longer one would pass gRPC's default 8 KiB limit on the trailers
+# that carry it, and the client would see a metadata error instead of the reason
+MAX_DETAILS = 1000
 SLICE = 0.005  # seconds of filtering before other clients get the loop
+
+
+def _bounded(details: str) -> str:
+    return details if len(details) <= MAX_DETAILS else details[:MAX_DETAILS - 3] + "..."
 
 
 class _Slicer:
@@ -164,7 +171,7 @@ class ObserverService:
         try:
             selection = _Selection(self.playback, request)
         except FilterError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _bounded(str(exc)))
         greeting = self._greeting()
         if greeting is not None:
             yield greeting
