@@ -7,7 +7,8 @@ a flow passes a request if it matches any whitelist filter (or there is none) an
 
 Filters arrive from any client of `hubbletui serve`, so compiling one is where it is validated: a value that
 cannot be evaluated is a FilterError (the server's INVALID_ARGUMENT, in plain words), regular expressions are
-RE2 (flows/regex.py: linear time), and a request carries at most MAX_FILTER_VALUES values.
+RE2 (flows/regex.py: linear time, at most MAX_PATTERNS per field), and a request carries at most
+MAX_FILTER_VALUES values.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from hubbletui.flows.decode import dns_names, raw_flow_dict, raw_message
 from hubbletui.flows.enums import DIRECTION_NAME, DROP_REASON_NAME, VERDICT_NAME
 from hubbletui.flows.labels import Selector, parse_hubble_labels, parse_selector
 from hubbletui.flows.model import Endpoint, Flow
-from hubbletui.flows.regex import RegexError, compile_regex
+from hubbletui.flows.regex import RegexError, search_any
 from hubbletui.proto.flow import flow_pb2
 
 Predicate = Callable[[Flow], bool]
@@ -31,6 +32,9 @@ Predicate = Callable[[Flow], bool]
 # far above what any person or script asks (hubble's flags make one value each); a bound on the work one
 # request can make the server do per flow
 MAX_FILTER_VALUES = 4096
+# RE2 is linear in the text, but each pattern adds to the work per flow; a follow stream filters on the
+# server's loop, so one flow must stay well under a second however hostile the patterns
+MAX_PATTERNS = 256
 
 
 class FilterError(ValueError):
@@ -209,9 +213,11 @@ def _service_matcher(values: Iterable[str], side: str) -> Predicate:
     return match
 
 
-def _regexes(values: Iterable[str], field: str) -> list:
+def _regexes(values: Iterable[str], field: str) -> Callable[[str], bool]:
+    if len(values) > MAX_PATTERNS:
+        raise FilterError(f"{field}: {len(values):,} patterns; hubbletui evaluates at most {MAX_PATTERNS} per field")
     try:
-        return [compile_regex(v, field) for v in values]
+        return search_any(list(values), field)
     except RegexError as exc:
         raise FilterError(str(exc)) from None
 
@@ -281,13 +287,11 @@ def _compile(flt: flow_pb2.FlowFilter) -> Predicate:
             methods = {v.upper() for v in value}
             checks.append(lambda f, s=methods: f.l7 is not None and f.l7.protocol == "http" and f.l7.method in s)
         elif name in ("http_path", "http_url"):
-            patterns = _regexes(value, name)
-            checks.append(lambda f, ps=patterns: f.l7 is not None and f.l7.protocol == "http"
-                          and any(p.search(f.l7.target) for p in ps))
+            found = _regexes(value, name)
+            checks.append(lambda f, m=found: f.l7 is not None and f.l7.protocol == "http" and m(f.l7.target))
         elif name == "dns_query":
-            patterns = _regexes(value, name)
-            checks.append(lambda f, ps=patterns: f.l7 is not None and f.l7.protocol == "dns"
-                          and any(p.search(f.l7.target) for p in ps))
+            found = _regexes(value, name)
+            checks.append(lambda f, m=found: f.l7 is not None and f.l7.protocol == "dns" and m(f.l7.target))
         elif name == "source_service":
             checks.append(_service_matcher(value, "source"))
         elif name == "destination_service":

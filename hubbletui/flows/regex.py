@@ -9,6 +9,8 @@ a Hubble server: no backreferences, no lookaround.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import re2
 
 # RE2 refuses a pattern whose compiled program would take more memory than this (its default is 8 MiB):
@@ -24,14 +26,28 @@ class RegexError(ValueError):
     """A pattern RE2 refuses: bad syntax, a Perl-only construct, or a program over MAX_PROGRAM_BYTES."""
 
 
-def compile_regex(pattern: str, field: str):
-    """A compiled pattern with ``search(text)``; RegexError (naming ``field``) for one RE2 refuses."""
+def search_any(patterns: list[str], field: str) -> Callable[[str], bool]:
+    """Whether any of ``patterns`` occurs in a text: one RE2 set, a single pass over the text however many
+    patterns (Hubble ORs the values of one filter field). RegexError names ``field`` and the pattern refused."""
+    found = re2.Set.SearchSet(_OPTIONS)
+    for pattern in patterns:
+        _check(pattern, field)  # a set refuses a pattern without saying why
+        found.Add(pattern)
     try:
-        return re2.compile(pattern, _OPTIONS)
+        found.Compile()
+    except re2.error:
+        raise RegexError(f"{field}: {len(patterns)} patterns too large to evaluate together") from None
+    match = found.Match
+    return lambda text: match(text) is not None
+
+
+def _check(pattern: str, field: str) -> None:
+    try:
+        re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise RegexError(f"{field}: not a regular expression hubbletui can evaluate ({reason}): "
-                          f"{_shown(pattern)}") from None
+                         f"{_shown(pattern)}") from None
 
 
 def _shown(pattern: str, limit: int = 80) -> str:

@@ -5,8 +5,9 @@ a filter field we cannot evaluate is refused with INVALID_ARGUMENT rather than i
 first/last `number`, `follow`, and `field_mask`. Like Relay it first says which nodes are connected.
 GetAgentEvents and GetDebugEvents are not in our proto, so gRPC answers them UNIMPLEMENTED, as Relay does.
 
-All clients share one event loop: a request's filtering gives the loop back every SLICE seconds (see _Slicer),
-so that however costly one client's filter, the others are served and the server still stops on a signal.
+All clients share one event loop: a request's backlog is filtered in a thread (offloop.py), and a follow
+stream gives the loop back every SLICE seconds of filtering (_Slicer), so that however costly one client's
+filter, the others are served and the server still stops on a signal.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hubbletui.flows.model import Flow
 from hubbletui.proto.flow import flow_pb2
 from hubbletui.proto.observer import observer_pb2
 from hubbletui.proto.relay import relay_pb2
+from hubbletui.server.offloop import filtered
 from hubbletui.server.playback import Playback
 from hubbletui.flows.replay_time import shift_message
 
@@ -41,7 +43,7 @@ def _bounded(details: str) -> str:
 
 
 class _Slicer:
-    """Tells a loop over events when it has held the event loop for SLICE seconds (the caller then yields it);
+    """Tells a follow stream when it has held the event loop for SLICE seconds (the caller then yields it);
     a clock read per event costs a few percent of the cheapest filter."""
 
     __slots__ = ("_until",)
@@ -55,17 +57,6 @@ class _Slicer:
             return False
         self._until = now + SLICE
         return True
-
-
-async def _wanted(selection: _Selection, indices: range) -> list[int]:
-    wants, slicer = selection.wants, _Slicer()
-    kept = []
-    for i in indices:
-        if wants(i):
-            kept.append(i)
-        if slicer.due():
-            await asyncio.sleep(0)
-    return kept
 
 
 class _Selection:
@@ -183,7 +174,7 @@ class ObserverService:
         else:
             backlog = range(playback.buffer_start(played), played)
             if not selection.plain:
-                backlog = await _wanted(selection, backlog)
+                backlog = await filtered(selection.wants, backlog)
             if number:
                 backlog = _first_or_last(list(backlog), selection.events, selection.n, number, request.first)
         payload = selection.payload

@@ -5,6 +5,7 @@ served, a signal still stops `hubbletui serve`, and a refusal is INVALID_ARGUMEN
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import time
 
@@ -12,13 +13,21 @@ import grpc
 import pytest
 
 from grpc_support import T0, flow_line, playlist_of, write_recording
-from hubbletui.flows.filters import MAX_FILTER_VALUES
+from hubbletui.flows.filters import MAX_FILTER_VALUES, MAX_PATTERNS
 from hubbletui.proto.flow import flow_pb2
 from hubbletui.proto.observer import observer_pb2, observer_pb2_grpc
 from hubbletui.server.replay import ReplayServer
 from test_serve_cli import Serve
 
 EVIL = "(a+)+$"  # exponential for a backtracking engine on "aaaa...a!"
+# linear for RE2, but each makes its automaton thrash on a long random path: the costliest filter allowed,
+# about a second per flow
+COSTLY = [f"[ab]*a[ab]{{{k % 60 + 1}}}[cd]{{{k % 7}}}e{k}" for k in range(MAX_PATTERNS)]
+
+
+def costly_lines(count: int) -> list[dict]:
+    rng = random.Random(7)
+    return [http_line(i, "/" + "".join(rng.choice("ab") for _ in range(2000))) for i in range(count)]
 
 
 def http_line(i: int, path: str) -> dict:
@@ -76,11 +85,9 @@ async def test_a_catastrophic_regex_neither_stalls_the_server_nor_other_clients(
 
 
 async def test_the_costliest_filter_allowed_gives_the_loop_back_to_other_clients(tmp_path):
-    lines = [http_line(i, "/" + "b" * 2000) for i in range(4000)]
-    patterns = [f"c{i}b+x" for i in range(MAX_FILTER_VALUES)]
-    async with ReplayServer(playlist_of(lines, tmp_path), speed=None) as server:
+    async with ReplayServer(playlist_of(costly_lines(100), tmp_path), speed=None) as server:
         slow = asyncio.create_task(drain(server.address, request(
-            whitelist=[flow_pb2.FlowFilter(http_path=patterns)]), timeout=120))
+            whitelist=[flow_pb2.FlowFilter(http_path=COSTLY)]), timeout=120))
         await asyncio.sleep(0.5)  # the slow request is filtering by now
         latencies = []
         for _ in range(5):
@@ -105,6 +112,8 @@ def unknown_field_filter() -> bytes:
     (request(whitelist=[flow_pb2.FlowFilter(http_url=["(?=look)"])]), None, "http_url: not a regular expression"),
     (request(blacklist=[flow_pb2.FlowFilter(source_pod=["x"] * (MAX_FILTER_VALUES + 1))]), None,
      f"at most {MAX_FILTER_VALUES:,}"),
+    (request(whitelist=[flow_pb2.FlowFilter(dns_query=["x"] * (MAX_PATTERNS + 1))]), None,
+     f"at most {MAX_PATTERNS} per field"),
     (None, b"\xff\xff\xff\xff", "the request is not a well-formed protobuf message"),
     # quadratic for the selector pattern this replaced (minutes), and a reason too long for gRPC's trailers
     (request(whitelist=[flow_pb2.FlowFilter(source_label=["a" + " " * 200_000 + "in"])]), None,
@@ -131,12 +140,11 @@ async def test_enum_values_we_do_not_know_match_nothing_instead_of_failing(tmp_p
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_serve_stops_on_a_signal_while_a_hostile_filter_runs(tmp_path, sig):
-    recording = write_recording(tmp_path / "hostile.json", [http_line(i, "/" + "b" * 2000) for i in range(3000)])
-    patterns = [f"c{i}b+x" for i in range(MAX_FILTER_VALUES)]
+    recording = write_recording(tmp_path / "hostile.json", costly_lines(100))
     with Serve(str(recording), "--no-pacing") as serve:
         channel = grpc.insecure_channel(serve.address)
         stub = observer_pb2_grpc.ObserverStub(channel)
-        calls = [stub.GetFlows(request(whitelist=[flow_pb2.FlowFilter(http_path=patterns)]), timeout=60)
+        calls = [stub.GetFlows(request(whitelist=[flow_pb2.FlowFilter(http_path=COSTLY)]), timeout=60)
                  for _ in range(2)]
         time.sleep(1.0)  # both are filtering
         assert serve.proc.poll() is None
