@@ -5,9 +5,9 @@ a filter field we cannot evaluate is refused with INVALID_ARGUMENT rather than i
 first/last `number`, `follow`, and `field_mask`. Like Relay it first says which nodes are connected.
 GetAgentEvents and GetDebugEvents are not in our proto, so gRPC answers them UNIMPLEMENTED, as Relay does.
 
-All clients share one event loop: a request's backlog is filtered in a thread (offloop.py), and a follow
-stream gives the loop back every SLICE seconds of filtering (_Slicer), so that however costly one client's
-filter, the others are served and the server still stops on a signal.
+All clients share one event loop: what a request filters (its backlog, then each batch a follow stream has
+seen play) is filtered in a thread (offloop.py), so that however costly one client's filter, the others are
+served and the server still stops on a signal.
 """
 
 from __future__ import annotations
@@ -35,28 +35,10 @@ _parse_response = observer_pb2.GetFlowsResponse.FromString
 # a refusal quotes the client's value: a longer one would pass gRPC's default 8 KiB limit on the trailers
 # that carry it, and the client would see a metadata error instead of the reason
 MAX_DETAILS = 1000
-SLICE = 0.005  # seconds of filtering before other clients get the loop
 
 
 def _bounded(details: str) -> str:
     return details if len(details) <= MAX_DETAILS else details[:MAX_DETAILS - 3] + "..."
-
-
-class _Slicer:
-    """Tells a follow stream when it has held the event loop for SLICE seconds (the caller then yields it);
-    a clock read per event costs a few percent of the cheapest filter."""
-
-    __slots__ = ("_until",)
-
-    def __init__(self) -> None:
-        self._until = time.monotonic() + SLICE
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now < self._until:
-            return False
-        self._until = now + SLICE
-        return True
 
 
 class _Selection:
@@ -183,20 +165,25 @@ class ObserverService:
         if not request.follow:
             return
         i = played
-        slicer = _Slicer()
+        until = selection.until
         while True:
             if not playback.loop and i >= playback.n:
                 await asyncio.Event().wait()  # a finished recording: stay open, as a quiet live server does
             delay = playback.plays_at(i) - playback.clock.now()
             if delay > 0.001:
                 await playback.clock.sleep(delay)
-            if selection.until is not None and selection.time_of(i) > selection.until:
-                return
-            if selection.wants(i):
-                yield payload(i)
-            elif slicer.due():
-                await asyncio.sleep(0)  # events this stream skips: no write gives the loop back
-            i += 1
+            # everything that has played by now, filtered off the loop in one go
+            end = max(i + 1, playback.played())
+            if not playback.loop:
+                end = min(end, playback.n)
+            batch = range(i, end)
+            keep = batch if selection.plain else set(await filtered(selection.wants, batch))
+            for j in batch:
+                if until is not None and selection.time_of(j) > until:
+                    return
+                if j in keep:
+                    yield payload(j)
+            i = end
 
     async def server_status(self, request, context) -> observer_pb2.ServerStatusResponse:
         playback, playlist = self.playback, self.playback.playlist

@@ -84,10 +84,13 @@ async def test_a_catastrophic_regex_neither_stalls_the_server_nor_other_clients(
     assert all(not any(r.HasField("flow") for r in answer) for answer in answers)
 
 
-async def test_the_costliest_filter_allowed_gives_the_loop_back_to_other_clients(tmp_path):
-    async with ReplayServer(playlist_of(costly_lines(100), tmp_path), speed=None) as server:
+@pytest.mark.parametrize("follow", [False, True])
+async def test_the_costliest_filter_allowed_leaves_the_loop_to_other_clients(tmp_path, follow):
+    # a backlog (unpaced), or a follow stream over a recording that keeps playing (looped, paced)
+    pace = dict(speed=1000.0, loop=True) if follow else dict(speed=None)
+    async with ReplayServer(playlist_of(costly_lines(100), tmp_path), **pace) as server:
         slow = asyncio.create_task(drain(server.address, request(
-            whitelist=[flow_pb2.FlowFilter(http_path=COSTLY)]), timeout=120))
+            follow=follow, whitelist=[flow_pb2.FlowFilter(http_path=COSTLY)]), timeout=120))
         await asyncio.sleep(0.5)  # the slow request is filtering by now
         latencies = []
         for _ in range(5):
