@@ -10,7 +10,7 @@ import click
 
 from hubbletui.cli.flags import split
 from hubbletui.cli.flow_options import ServerFlags, TimeFlags, build_query, filter_options, server_options, time_options
-from hubbletui.errors import HubbleTuiError
+from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.flows.model import Flow, LostEvents, NodeStatus
 from hubbletui.flows.recording import event_to_jsonpb
 from hubbletui.flows.request import FilterSpec
@@ -77,7 +77,7 @@ def record(server, last, follow, output, live, context, kubeconfig, **kwargs):
     """Append flows from a Hubble server to FILE as jsonpb lines (`hubble observe --input-file` reads them).
 
     \b
-    Each line is written and flushed as it arrives; Ctrl-C ends the recording cleanly.
+    Each line is written and flushed as it arrives; Ctrl-C ends the recording cleanly (exit code 130).
       hubbletui record --server localhost:4245 -n database -o incident.json
       hubbletui record --since 10m --until 5m --no-follow -o window.json
       hubbletui record --server localhost:4245 --live -o incident/   # then: hubbletui explain --input incident/
@@ -113,6 +113,8 @@ def record(server, last, follow, output, live, context, kubeconfig, **kwargs):
     where = "stdout" if output == "-" else output
     print(f"hubbletui: recorded {flows} flows to {where}{' (interrupted)' if interrupted else ''}"
           f"{'; ' + '; '.join(notes) if notes else ''}", file=sys.stderr)
+    # what was recorded is kept, but a script must be able to tell an interrupted recording from a finished one
+    return ExitCode.INTERRUPTED if interrupted else ExitCode.OK
 
 
 def _start_bundle(directory: str, context: str | None, kubeconfig: str | None, namespaces: tuple[str, ...]):

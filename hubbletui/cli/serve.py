@@ -56,7 +56,8 @@ def serve(recording, input_dir, listen, speed, no_pacing, loop, tls_cert_file, t
         raise click.BadParameter("--tls-client-ca-files needs --tls-cert-file and --tls-key-file (mTLS is TLS)")
     tls = ServerTls(tls_cert_file, tls_key_file, tuple(tls_client_ca_files)) if tls_cert_file else None
     playlist = Playlist.load(recording, _say)
-    server = ReplayServer(playlist, listen=listen, speed=None if no_pacing else speed, loop=loop, tls=tls)
+    server = ReplayServer(playlist, listen=listen, speed=None if no_pacing else speed, loop=loop, tls=tls,
+                          report=_say)
     asyncio.run(_serve(server))
 
 
@@ -85,5 +86,9 @@ async def _serve(server: ReplayServer) -> None:
         await stop.wait()
     finally:
         await server.stop(0.5)
+        # let the cancelled streams end now: cancelled by asyncio.run's cleanup, grpc prints a traceback each
+        rpcs = asyncio.all_tasks() - {asyncio.current_task()}
+        if rpcs:
+            await asyncio.wait(rpcs, timeout=0.5)
     _say("stopped")
 

@@ -25,7 +25,8 @@ def cli_source(flags: ServerFlags, server: str | None, query: FlowQuery) -> Grpc
     source = GrpcSource(options, query, fail_fast=True, retry=RetryPolicy(max_attempts=None if query.follow else 5),
                         stall_timeout=flags.stall_timeout or STALL_TIMEOUT)
     if options.allow_insecure:
-        _say(f"--tls-allow-insecure: the certificate of {options.address.text} is trusted without verification")
+        _say(f"--tls-allow-insecure: the certificate of {options.address.text} is trusted without verification; "
+             "the first one it shows is the only one accepted on reconnect")
     return source
 
 
@@ -49,6 +50,9 @@ def _state_reporter(source: GrpcSource) -> Callable[[SourceState], None]:
         nonlocal recovering
         if state.state == FAILED:
             raise source.failure or HubbleTuiError(state.detail)
+        if state.state == STREAMING:
+            for notice in source.take_notices():
+                _say(notice)
         if state.state == RETRYING:
             recovering = True
             _say(f"{source.dial.address.text}: {state.detail}")

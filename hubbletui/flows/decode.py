@@ -721,14 +721,19 @@ def event_from_bytes(data: bytes) -> Flow | NodeStatus | LostEvents | None:
         # about a microsecond in C, little beside gRPC's own cost per message.
         resp = _parse_response(data)
         digest = _ResponseDigest.FromString(data)
+        # every Timestamp a response can carry is checked: JSON output (record, -o jsonpb) cannot write one
+        # out of range
+        t = resp.time
+        if t.seconds or t.nanos:
+            _check_time(t.seconds, t.nanos)
         # a leading 0a is the tag of field 1 (flow): Hubble's responses start with it, and it spares a lookup
         if data[:1] == b"\n" or digest.HasField("flow"):
             return _flow_from_digest(digest.flow, digest, data)
     except ProtoDecodeError as exc:
         raise DecodeError(f"not a GetFlowsResponse: {exc}") from None
-    t = resp.time
-    if t.seconds or t.nanos:
-        _check_time(t.seconds, t.nanos)
+    if resp.HasField("lost_events"):
+        for t in (resp.lost_events.first, resp.lost_events.last):
+            _check_time(t.seconds, t.nanos)
     return event_from_proto(resp, data)
 
 

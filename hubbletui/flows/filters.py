@@ -4,6 +4,11 @@ One implementation serves three places: `observe --input-file` filters client-si
 filters what it streams, and flags become the same FlowFilter messages a live request sends to the relay.
 Semantics as Hubble documents them: inside one FlowFilter, fields are ANDed and the values of one field ORed;
 a flow passes a request if it matches any whitelist filter (or there is none) and no blacklist filter.
+
+Filters arrive from any client of `hubbletui serve`, so compiling one is where it is validated: a value that
+cannot be evaluated is a FilterError (the server's INVALID_ARGUMENT, in plain words), regular expressions are
+RE2 (flows/regex.py: linear time, at most MAX_PATTERNS per field), and a request carries at most
+MAX_FILTER_VALUES values.
 """
 
 from __future__ import annotations
@@ -13,13 +18,23 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
+from google.protobuf.unknown_fields import UnknownFieldSet
+
 from hubbletui.flows.decode import dns_names, raw_flow_dict, raw_message
-from hubbletui.flows.enums import DROP_REASON_NAME, VERDICT_NAME
+from hubbletui.flows.enums import DIRECTION_NAME, DROP_REASON_NAME, VERDICT_NAME
 from hubbletui.flows.labels import Selector, parse_hubble_labels, parse_selector
 from hubbletui.flows.model import Endpoint, Flow
+from hubbletui.flows.regex import RegexError, search_any
 from hubbletui.proto.flow import flow_pb2
 
 Predicate = Callable[[Flow], bool]
+
+# far above what any person or script asks (hubble's flags make one value each); a bound on the work one
+# request can make the server do per flow
+MAX_FILTER_VALUES = 4096
+# RE2 is linear in the text, but each pattern adds to the work per flow; a follow stream filters on the
+# server's loop, so one flow must stay well under a second however hostile the patterns
+MAX_PATTERNS = 256
 
 
 class FilterError(ValueError):
@@ -198,7 +213,21 @@ def _service_matcher(values: Iterable[str], side: str) -> Predicate:
     return match
 
 
+def _regexes(values: Iterable[str], field: str) -> Callable[[str], bool]:
+    if len(values) > MAX_PATTERNS:
+        raise FilterError(f"{field}: {len(values):,} patterns; hubbletui evaluates at most {MAX_PATTERNS} per field")
+    try:
+        return search_any(list(values), field)
+    except RegexError as exc:
+        raise FilterError(str(exc)) from None
+
+
 def _compile(flt: flow_pb2.FlowFilter) -> Predicate:
+    unknown = sorted({f.field_number for f in UnknownFieldSet(flt)})
+    if unknown:
+        # a newer Hubble's filter field: ignoring it would answer wider than asked
+        raise FilterError(f"the filter has field number{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(str, unknown))}, which hubbletui does not know")
     checks: list[Predicate] = []
     for field_desc, value in flt.ListFields():
         name = field_desc.name
@@ -215,13 +244,13 @@ def _compile(flt: flow_pb2.FlowFilter) -> Predicate:
         elif name == "destination_label":
             checks.append(_label_matcher(value, "destination"))
         elif name == "verdict":
-            verdicts = {VERDICT_NAME[v] for v in value}
+            verdicts = {VERDICT_NAME.get(v, str(v)) for v in value}  # a number we do not know matches none
             checks.append(lambda f, s=verdicts: f.verdict in s)
         elif name == "drop_reason_desc":
             reasons = {DROP_REASON_NAME.get(v, str(v)) for v in value}
             checks.append(lambda f, s=reasons: f.drop_reason_name in s)
         elif name == "traffic_direction":
-            directions = {flow_pb2.TrafficDirection.Name(v) for v in value}
+            directions = {DIRECTION_NAME.get(v) or str(v) for v in value}
             checks.append(lambda f, s=directions: f.direction in s)
         elif name == "event_type":
             checks.append(_event_type_matcher(value))
@@ -258,13 +287,11 @@ def _compile(flt: flow_pb2.FlowFilter) -> Predicate:
             methods = {v.upper() for v in value}
             checks.append(lambda f, s=methods: f.l7 is not None and f.l7.protocol == "http" and f.l7.method in s)
         elif name in ("http_path", "http_url"):
-            patterns = [re.compile(v) for v in value]
-            checks.append(lambda f, ps=patterns: f.l7 is not None and f.l7.protocol == "http"
-                          and any(p.search(f.l7.target) for p in ps))
+            found = _regexes(value, name)
+            checks.append(lambda f, m=found: f.l7 is not None and f.l7.protocol == "http" and m(f.l7.target))
         elif name == "dns_query":
-            patterns = [re.compile(v) for v in value]
-            checks.append(lambda f, ps=patterns: f.l7 is not None and f.l7.protocol == "dns"
-                          and any(p.search(f.l7.target) for p in ps))
+            found = _regexes(value, name)
+            checks.append(lambda f, m=found: f.l7 is not None and f.l7.protocol == "dns" and m(f.l7.target))
         elif name == "source_service":
             checks.append(_service_matcher(value, "source"))
         elif name == "destination_service":
@@ -285,6 +312,11 @@ def _compile(flt: flow_pb2.FlowFilter) -> Predicate:
 def compile_request(whitelist: Iterable[flow_pb2.FlowFilter] = (),
                     blacklist: Iterable[flow_pb2.FlowFilter] = ()) -> Predicate:
     """A predicate equal to Hubble's evaluation of GetFlowsRequest.whitelist/blacklist."""
+    whitelist, blacklist = list(whitelist), list(blacklist)
+    values = sum(len(value) if field.is_repeated else 1
+                 for flt in whitelist + blacklist for field, value in flt.ListFields())
+    if values > MAX_FILTER_VALUES:
+        raise FilterError(f"the filters carry {values:,} values; hubbletui evaluates at most {MAX_FILTER_VALUES:,}")
     allow = [_compile(f) for f in whitelist]
     deny = [_compile(f) for f in blacklist]
     if not allow and not deny:

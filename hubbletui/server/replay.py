@@ -8,11 +8,13 @@ from any running asyncio program.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
 
 from hubbletui.errors import HubbleTuiError
+from hubbletui.server.guard import Guarded
 from hubbletui.server.playback import Playback
 from hubbletui.server.playlist import Playlist
 from hubbletui.server.servicer import ObserverService
@@ -63,10 +65,12 @@ def _read(path: str) -> bytes:
 
 class ReplayServer:
     """``speed``: recorded pace multiplier, None to have everything played at start. ``listen``: host:port
-    (port 0 picks a free one; see ``address`` after start) or unix:///path. ``clock``: see Playback."""
+    (port 0 picks a free one; see ``address`` after start) or unix:///path. ``clock``: see Playback.
+    ``report`` gets a line for each request the server failed on (the client is told only that it did)."""
 
     def __init__(self, playlist: Playlist, *, listen: str = "127.0.0.1:0", speed: float | None = 1.0,
-                 loop: bool = False, tls: ServerTls | None = None, name: str = "hubbletui-replay", clock=None):
+                 loop: bool = False, tls: ServerTls | None = None, name: str = "hubbletui-replay", clock=None,
+                 report: Callable[[str], None] | None = None):
         self.playlist = playlist
         self.clock = clock  # None: the event loop's (see Playback)
         self.listen = listen
@@ -74,6 +78,7 @@ class ReplayServer:
         self.loop = loop
         self.tls = tls
         self.name = name
+        self.report = report
         self.address = ""  # what clients dial, once started
         self.listening = ""  # the bound address as given, with the real port
         self.port = 0
@@ -85,7 +90,7 @@ class ReplayServer:
         self.playback = Playback(self.playlist, self.speed, self.loop, self.clock)
         service = ObserverService(self.playback, name=self.name, tls=self.tls is not None)
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        server.add_generic_rpc_handlers((service.handler(),))
+        server.add_generic_rpc_handlers((Guarded(service.handler(), self.report),))
         try:
             if self.tls is None:
                 port = server.add_insecure_port(self.listen)

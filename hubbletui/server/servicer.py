@@ -4,6 +4,10 @@ GetFlows answers like a Hubble server: whitelist/blacklist (the same FlowFilter 
 a filter field we cannot evaluate is refused with INVALID_ARGUMENT rather than ignored), since/until,
 first/last `number`, `follow`, and `field_mask`. Like Relay it first says which nodes are connected.
 GetAgentEvents and GetDebugEvents are not in our proto, so gRPC answers them UNIMPLEMENTED, as Relay does.
+
+All clients share one event loop: what a request filters (its backlog, then each batch a follow stream has
+seen play) is filtered in a thread (offloop.py), so that however costly one client's filter, the others are
+served and the server still stops on a signal.
 """
 
 from __future__ import annotations
@@ -21,12 +25,20 @@ from hubbletui.flows.model import Flow
 from hubbletui.proto.flow import flow_pb2
 from hubbletui.proto.observer import observer_pb2
 from hubbletui.proto.relay import relay_pb2
+from hubbletui.server.offloop import filtered
 from hubbletui.server.playback import Playback
 from hubbletui.flows.replay_time import shift_message
 
 SERVICE = "observer.Observer"
 VERSION = f"{__version__}+hubbletui-replay"
 _parse_response = observer_pb2.GetFlowsResponse.FromString
+# a refusal quotes the client's value: a longer one would pass gRPC's default 8 KiB limit on the trailers
+# that carry it, and the client would see a metadata error instead of the reason
+MAX_DETAILS = 1000
+
+
+def _bounded(details: str) -> str:
+    return details if len(details) <= MAX_DETAILS else details[:MAX_DETAILS - 3] + "..."
 
 
 class _Selection:
@@ -132,7 +144,7 @@ class ObserverService:
         try:
             selection = _Selection(self.playback, request)
         except FilterError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _bounded(str(exc)))
         greeting = self._greeting()
         if greeting is not None:
             yield greeting
@@ -144,7 +156,7 @@ class ObserverService:
         else:
             backlog = range(playback.buffer_start(played), played)
             if not selection.plain:
-                backlog = [i for i in backlog if selection.wants(i)]
+                backlog = await filtered(selection.wants, backlog)
             if number:
                 backlog = _first_or_last(list(backlog), selection.events, selection.n, number, request.first)
         payload = selection.payload
@@ -153,17 +165,25 @@ class ObserverService:
         if not request.follow:
             return
         i = played
+        until = selection.until
         while True:
             if not playback.loop and i >= playback.n:
                 await asyncio.Event().wait()  # a finished recording: stay open, as a quiet live server does
             delay = playback.plays_at(i) - playback.clock.now()
             if delay > 0.001:
                 await playback.clock.sleep(delay)
-            if selection.until is not None and selection.time_of(i) > selection.until:
-                return
-            if selection.wants(i):
-                yield payload(i)
-            i += 1
+            # everything that has played by now, filtered off the loop in one go
+            end = max(i + 1, playback.played())
+            if not playback.loop:
+                end = min(end, playback.n)
+            batch = range(i, end)
+            keep = batch if selection.plain else set(await filtered(selection.wants, batch))
+            for j in batch:
+                if until is not None and selection.time_of(j) > until:
+                    return
+                if j in keep:
+                    yield payload(j)
+            i = end
 
     async def server_status(self, request, context) -> observer_pb2.ServerStatusResponse:
         playback, playlist = self.playback, self.playback.playlist

@@ -7,9 +7,11 @@ so that every attempt starts from a fresh connection rather than from a channel'
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import grpc
 
@@ -180,10 +182,56 @@ class ConnectFailed(Exception):
     """No usable connection; the message is the reason, ready for a person."""
 
 
-async def open_channel(opts: DialOptions, material: TlsMaterial | None) -> grpc.aio.Channel:
-    """A channel that has reached READY within ``opts.timeout``; raises ConnectFailed with the reason."""
+class CertificateChanged(ConnectFailed):
+    """--tls-allow-insecure: the server presents another certificate than the one first trusted this session.
+    Not worth retrying: the same server answers the same way, and a different one must not be trusted."""
+
+
+def fingerprint(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+class CertificatePin:
+    """--tls-allow-insecure for one session: the certificate the first connection saw is the only one every
+    later connection accepts. Without it, each reconnect would trust whatever answers (a different server
+    that took the address, say) without a word."""
+
+    def __init__(self) -> None:
+        self.der: bytes | None = None
+        self.notices: list[str] = []  # for the front end to say once: an out-of-date certificate accepted
+
+    def check(self, der: bytes, address: str) -> None:
+        if self.der is None:
+            self.der = der
+        elif der != self.der:
+            raise CertificateChanged(
+                f"TLS: {address} now presents a different certificate (SHA-256 {fingerprint(der)}...) from the one "
+                f"trusted when this session began (SHA-256 {fingerprint(self.der)}...); refused: "
+                "--tls-allow-insecure trusts only the first (start again to trust the new one)")
+
+
+class Connection:
+    """A READY channel, and the TLS bridge it goes through if it needs one; ``close`` closes both."""
+
+    __slots__ = ("channel", "_bridge")
+
+    def __init__(self, channel: grpc.aio.Channel, bridge=None):
+        self.channel = channel
+        self._bridge = bridge
+
+    async def close(self) -> None:
+        await self.channel.close()
+        if self._bridge is not None:
+            await self._bridge.close()
+
+
+async def open_channel(opts: DialOptions, material: TlsMaterial | None,
+                       pin: CertificatePin | None = None) -> Connection:
+    """A channel that has reached READY within ``opts.timeout``; raises ConnectFailed with the reason.
+    ``pin``: the session's, with --tls-allow-insecure (None: this connection trusts what it sees)."""
     address = opts.address
     options = list(CHANNEL_OPTIONS)
+    bridge = None
     if material is None:
         channel = grpc.aio.insecure_channel(address.target, options=options)
     else:
@@ -191,24 +239,47 @@ async def open_channel(opts: DialOptions, material: TlsMaterial | None) -> grpc.
         name = opts.server_name
         if opts.allow_insecure:
             try:
-                roots, name = await asyncio.wait_for(
+                presented = await asyncio.wait_for(
                     asyncio.to_thread(fetch_unverified_certificate, address, opts, opts.timeout), opts.timeout * 2)
             except asyncio.TimeoutError:
                 raise ConnectFailed(f"no TLS handshake within {opts.timeout:g} s") from None
-        if name:
-            options.append(("grpc.ssl_target_name_override", name))
-        credentials = grpc.ssl_channel_credentials(roots, material.private_key, material.certificate_chain)
-        channel = grpc.aio.secure_channel(address.target, credentials, options=options)
+            pin = pin or CertificatePin()
+            first = pin.der is None
+            pin.check(presented.der, address.text)
+            roots, name = ssl.DER_cert_to_PEM_cert(pin.der).encode(), presented.name
+            if presented.out_of_date:
+                from hubbletui.sources.tls_bridge import TlsBridge
+
+                if first:
+                    pin.notices.append(f"TLS: the certificate of {address.text}: {presented.out_of_date}; accepted "
+                                       "under --tls-allow-insecure, as hubble does")
+                bridge = TlsBridge(lambda: _unverified_connection(address, opts),
+                                   lambda der: pin.check(der, address.text))
+                target = await bridge.start()
+                channel = grpc.aio.insecure_channel(target, options=options + [("grpc.default_authority",
+                                                                                 address.target)])
+        if bridge is None:
+            if name:
+                options.append(("grpc.ssl_target_name_override", name))
+            credentials = grpc.ssl_channel_credentials(roots, material.private_key, material.certificate_chain)
+            channel = grpc.aio.secure_channel(address.target, credentials, options=options)
     try:
         await _wait_ready(channel, opts.timeout)
     except ConnectFailed as exc:
-        reason = str(exc) or await _last_error(channel, opts)
-        await channel.close()
-        raise ConnectFailed(reason) from None
+        failure = bridge.failure if bridge is not None else None
+        reason = str(exc) or (_bridge_error(failure) if failure else await _last_error(channel, opts))
+        await Connection(channel, bridge).close()
+        raise (failure if isinstance(failure, CertificateChanged) else ConnectFailed(reason)) from None
     except BaseException:
-        await channel.close()
+        await Connection(channel, bridge).close()
         raise
-    return channel
+    return Connection(channel, bridge)
+
+
+def _bridge_error(exc: Exception) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no TLS handshake in time"
+    return f"TLS connection failed: {exc}"
 
 
 async def _wait_ready(channel: grpc.aio.Channel, timeout: float) -> None:
@@ -239,14 +310,53 @@ async def _last_error(channel: grpc.aio.Channel, opts: DialOptions) -> str:
     return "the connection failed"
 
 
-def fetch_unverified_certificate(address: ServerAddress, opts: DialOptions, timeout: float) -> tuple[bytes, str]:
-    """--tls-allow-insecure: the certificate the server presents, and a name it is valid for.
+class Presented(NamedTuple):
+    der: bytes  # the server's certificate
+    name: str  # a name it is valid for
+    out_of_date: str  # "certificate has expired", "... not yet valid"; "" when its dates are fine
+
+
+def _tls_context(opts: DialOptions, verify_against: bytes | None = None) -> ssl.SSLContext:
+    """No verification (``verify_against`` None), or against one certificate taken as its own anchor."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    if verify_against is None:
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        ctx.load_verify_locations(cadata=verify_against)
+    if opts.client_cert_file:
+        ctx.load_cert_chain(opts.client_cert_file, opts.client_key_file)
+    ctx.set_alpn_protocols(["h2"])
+    return ctx
+
+
+def _sni(address: ServerAddress, opts: DialOptions) -> str:
+    return opts.server_name or address.host or "localhost"
+
+
+async def _unverified_connection(address: ServerAddress, opts: DialOptions):
+    """A TLS connection that verifies nothing (the TLS bridge checks the pin)."""
+    ctx = _tls_context(opts)
+    if address.unix_path:
+        connecting = asyncio.open_unix_connection(address.unix_path, ssl=ctx, server_hostname=_sni(address, opts))
+    else:
+        connecting = asyncio.open_connection(address.host, address.port, ssl=ctx, server_hostname=_sni(address, opts))
+    return await asyncio.wait_for(connecting, opts.timeout)
+
+
+# OpenSSL's verify codes for a certificate whose dates exclude now
+_OUT_OF_DATE = {9: "certificate is not yet valid", 10: "certificate has expired"}
+
+
+def fetch_unverified_certificate(address: ServerAddress, opts: DialOptions, timeout: float) -> Presented:
+    """--tls-allow-insecure: the certificate the server presents, a name it is valid for, and whether its
+    dates are out of range.
 
     grpcio cannot skip certificate verification, so this fetches the server's own certificate without
-    checking it and then trusts exactly that certificate for this connection. The traffic is encrypted,
-    but who is at the other end is not verified: the same trade the hubble CLI's flag makes.
+    checking it, and the connection then trusts exactly that certificate. The traffic is encrypted, but
+    who is at the other end is not verified: the same trade the hubble CLI's flag makes.
     """
-    sni = opts.server_name
 
     def handshake(context: ssl.SSLContext) -> ssl.SSLSocket:
         if address.unix_path:
@@ -255,37 +365,28 @@ def fetch_unverified_certificate(address: ServerAddress, opts: DialOptions, time
             raw.connect(address.unix_path)
         else:
             raw = socket.create_connection((address.host, address.port), timeout=timeout)
-        return context.wrap_socket(raw, server_hostname=sni or address.host or "localhost")
-
-    def context(verify_against: bytes | None) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        if verify_against is None:
-            ctx.verify_mode = ssl.CERT_NONE
-        else:
-            # trust the leaf itself as an anchor, only to read its names back decoded
-            ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-            ctx.load_verify_locations(cadata=verify_against)
-        if opts.client_cert_file:
-            ctx.load_cert_chain(opts.client_cert_file, opts.client_key_file)
-        ctx.set_alpn_protocols(["h2"])
-        return ctx
+        return context.wrap_socket(raw, server_hostname=_sni(address, opts))
 
     try:
-        with handshake(context(None)) as sock:
+        with handshake(_tls_context(opts)) as sock:
             der = sock.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError) as exc:
         raise ConnectFailed(f"TLS handshake to read the server's certificate failed: {exc}") from None
     if not der:
         raise ConnectFailed("the server presented no certificate")
+    out_of_date = ""
     try:
-        with handshake(context(der)) as sock:
+        # verified against itself, only to read its names back decoded and to learn whether its dates hold
+        with handshake(_tls_context(opts, der)) as sock:
             info = sock.getpeercert() or {}
+    except ssl.SSLCertVerificationError as exc:
+        info = {}
+        out_of_date = _OUT_OF_DATE.get(exc.verify_code, "")
     except (OSError, ssl.SSLError):
-        info = {}  # an expired certificate, say: gRPC's own check will name the problem
+        info = {}
     # a name the certificate carries, so that the name check passes too: nothing about it is verified
-    name = _certificate_name(info) or sni or address.host
-    return ssl.DER_cert_to_PEM_cert(der).encode(), name
+    name = _certificate_name(info) or opts.server_name or address.host
+    return Presented(der, name, out_of_date)
 
 
 def _certificate_name(info: dict) -> str:

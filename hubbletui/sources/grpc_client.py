@@ -119,7 +119,9 @@ class GrpcSource:
         self._rng = rng or random.Random()
         self._tracker = ResumeTracker()
         self._sent = 0  # flows the server sent (after removing repeats), for resuming a `first N` request
-        self._channel: grpc.aio.Channel | None = None
+        self._connection: dial.Connection | None = None
+        # --tls-allow-insecure trusts the certificate the first connection sees, and only that one
+        self._pin = dial.CertificatePin() if dial_options.allow_insecure else None
         self._resumed_at: int | None = None
         self._received = [0, False]  # [messages received, handed to the consumer], read by the stall watch
         try:
@@ -176,9 +178,9 @@ class GrpcSource:
                 if request is None:
                     yield SourceState(ENDED, f"{stats.flows} flows", reconnects=stats.reconnects)
                     return
-                self._channel = await dial.open_channel(self.dial, self._tls)
+                self._connection = await dial.open_channel(self.dial, self._tls, self._pin)
                 connected_once = True
-                call = self._channel.unary_stream(GET_FLOWS, request_serializer=_serialize,
+                call = self._connection.channel.unary_stream(GET_FLOWS, request_serializer=_serialize,
                                                   response_deserializer=None)(request)
                 resumed = self._resumed_at
                 detail = f"{address}, resumed at {format_rfc3339_ns(resumed)}" if resumed is not None else address
@@ -224,6 +226,10 @@ class GrpcSource:
                 reason = "the server ended the stream"
             except ConnectFailed as exc:
                 reason = str(exc)
+                if isinstance(exc, dial.CertificateChanged):
+                    self.failure = dial.unreachable(self.dial, reason)
+                    yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
+                    return
                 if self.fail_fast and not connected_once:
                     self.failure = dial.unreachable(self.dial, reason)
                     yield SourceState(FAILED, str(self.failure), reconnects=stats.reconnects)
@@ -283,23 +289,30 @@ class GrpcSource:
         return _StallWatch(call, self._received, self.stall_timeout)
 
     async def _close_channel(self) -> None:
-        channel, self._channel = self._channel, None
-        if channel is not None:
-            await channel.close()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    def take_notices(self) -> list[str]:
+        """What the front end should say once (an out-of-date certificate accepted), then forgets."""
+        if self._pin is None or not self._pin.notices:
+            return []
+        notices, self._pin.notices = self._pin.notices, []
+        return notices
 
     # -----------------------------------------------------------------------------------------------------
     # figures
 
     async def _unary(self, path: str, request, response_type):
-        channel = self._channel
-        own = channel is None
+        connection = self._connection
+        own = connection is None
         if own:
             try:
-                channel = await dial.open_channel(self.dial, self._tls)
+                connection = await dial.open_channel(self.dial, self._tls, self._pin)
             except ConnectFailed as exc:
                 raise dial.unreachable(self.dial, str(exc)) from None
         try:
-            method = channel.unary_unary(path, request_serializer=_serialize,
+            method = connection.channel.unary_unary(path, request_serializer=_serialize,
                                          response_deserializer=response_type.FromString)
             return await method(request, timeout=UNARY_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
@@ -307,7 +320,7 @@ class GrpcSource:
                                  f"{printable(exc.details() or '')}") from None
         finally:
             if own:
-                await channel.close()
+                await connection.close()
 
     async def server_status(self) -> ServerStatus:
         r = await self._unary(SERVER_STATUS, observer_pb2.ServerStatusRequest(), observer_pb2.ServerStatusResponse)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from certs import make_certs
-from grpc_support import mixed_lines, playlist_of
+from grpc_support import T0, mixed_lines, playlist_of
 from hubbletui.errors import HubbleTuiError, UnreachableError
 from hubbletui.flows.model import Flow
 from hubbletui.flows.request import FlowQuery
 from hubbletui.server.replay import ReplayServer, ServerTls
-from hubbletui.sources.base import FAILED, SourceState
+from hubbletui.sources.base import ENDED, FAILED, SourceState
 from hubbletui.sources.dial import DialOptions
-from hubbletui.sources.grpc_client import GrpcSource
+from hubbletui.sources.grpc_client import GrpcSource, RetryPolicy
+
+
+FAST_RETRY = RetryPolicy(first_delay=0.05, max_delay=0.1, jitter=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +120,92 @@ def test_bad_server_tls_material(certs, tmp_path):
         ServerTls(str(tmp_path / "nope.pem"), str(certs.server_key)).credentials()
 
 
-async def test_expired_certificate_is_named_as_such_even_with_allow_insecure(tmp_path, playlist):
-    import datetime
-
+def out_of_date_certificate(folder, not_before, not_after) -> ServerTls:
     import trustme
 
     ca = trustme.CA()
-    old = ca.issue_cert("localhost", "127.0.0.1", not_before=datetime.datetime(2020, 1, 1),
-                        not_after=datetime.datetime(2021, 1, 1))
-    (tmp_path / "old.pem").write_bytes(old.cert_chain_pems[0].bytes())
-    (tmp_path / "old-key.pem").write_bytes(old.private_key_pem.bytes())
-    (tmp_path / "ca.pem").write_bytes(ca.cert_pem.bytes())
-    async with ReplayServer(playlist, speed=None, tls=ServerTls(str(tmp_path / "old.pem"),
-                                                                str(tmp_path / "old-key.pem"))) as s:
+    cert = ca.issue_cert("localhost", "127.0.0.1", not_before=not_before, not_after=not_after)
+    (folder / "old.pem").write_bytes(cert.cert_chain_pems[0].bytes())
+    (folder / "old-key.pem").write_bytes(cert.private_key_pem.bytes())
+    (folder / "ca.pem").write_bytes(ca.cert_pem.bytes())
+    return ServerTls(str(folder / "old.pem"), str(folder / "old-key.pem"))
+
+
+@pytest.mark.parametrize("not_before, not_after, words", [
+    (datetime.datetime(2020, 1, 1), datetime.datetime(2021, 1, 1), "certificate has expired"),
+    (datetime.datetime(2300, 1, 1), datetime.datetime(2301, 1, 1), "certificate is not yet valid"),
+])
+async def test_an_out_of_date_certificate_is_refused_verified_and_accepted_with_a_warning_when_insecure(
+        tmp_path, playlist, not_before, not_after, words):
+    tls = out_of_date_certificate(tmp_path, not_before, not_after)
+    async with ReplayServer(playlist, speed=None, tls=tls) as s:
         verified = await failure_of(DialOptions(server=f"tls://{s.address}", ca_files=(str(tmp_path / "ca.pem"),)))
-        # grpcio cannot skip verification: --tls-allow-insecure trusts the certificate, not an expired one
-        insecure = await failure_of(DialOptions(server=f"tls://{s.address}", allow_insecure=True))
-    assert "certificate has expired" in verified and "certificate has expired" in insecure
+        # hubble's --tls-allow-insecure skips every check, dates included: so does ours
+        flows, states, source = await run(DialOptions(server=f"tls://{s.address}", allow_insecure=True))
+        notices = source.take_notices()
+    assert "has expired or is not valid yet" in verified
+    assert len(flows) == 12 and states[-1].state == ENDED
+    assert len(notices) == 1 and words in notices[0] and "accepted under --tls-allow-insecure" in notices[0]
+    assert source.take_notices() == []  # said once
+
+
+def other_certs(tmp_path) -> ServerTls:
+    again = make_certs(tmp_path / "other")  # another CA, another certificate for the same names
+    return ServerTls(str(again.server_cert), str(again.server_key))
+
+
+@pytest.mark.parametrize("first_out_of_date", [False, True])
+async def test_allow_insecure_pins_the_first_certificate_and_refuses_another_on_reconnect(
+        certs, tmp_path, first_out_of_date):
+    lines = mixed_lines(6)
+    first_tls = out_of_date_certificate(tmp_path, datetime.datetime(2020, 1, 1), datetime.datetime(2021, 1, 1)) \
+        if first_out_of_date else ServerTls(str(certs.server_cert), str(certs.server_key))
+    first = ReplayServer(playlist_of(lines, tmp_path, "a.json"), speed=None, tls=first_tls)
+    address = await first.start()
+    source = GrpcSource(DialOptions(server=f"tls://{address}", allow_insecure=True),
+                        FlowQuery(follow=True, since_ns=T0), retry=FAST_RETRY)
+    flows, states = [], []
+    second = None
+    async for item in source.events():
+        if isinstance(item, SourceState):
+            states.append(item)
+            if item.state == FAILED:
+                break
+        elif isinstance(item, Flow):
+            flows.append(item)
+            if len(flows) == 6:
+                # the server goes; another takes its port with another certificate
+                await first.stop()
+                second = ReplayServer(playlist_of(lines, tmp_path, "b.json"), speed=None, tls=other_certs(tmp_path),
+                                      listen=address)
+                await second.start()
+    await second.stop()
+    assert len(flows) == 6
+    failure = str(source.failure)
+    assert "now presents a different certificate" in failure and "refused" in failure, failure
+    assert states[-1].state == FAILED
+    assert sum(s.state == "retrying" for s in states) == 1  # refused at once: not retried
+
+
+async def test_allow_insecure_reconnects_to_the_same_certificate(certs, tmp_path):
+    lines = mixed_lines(6)
+    tls = ServerTls(str(certs.server_cert), str(certs.server_key))
+    server = ReplayServer(playlist_of(lines, tmp_path), speed=None, tls=tls)
+    address = await server.start()
+    source = GrpcSource(DialOptions(server=f"tls://{address}", allow_insecure=True),
+                        FlowQuery(follow=True, since_ns=T0), retry=FAST_RETRY)
+    flows = []
+    restarted = False
+    async for item in source.events():
+        if isinstance(item, Flow):
+            flows.append(item)
+            if len(flows) == 6 and not restarted:
+                restarted = True
+                await server.stop()
+                server = ReplayServer(playlist_of(lines + mixed_lines(8)[6:], tmp_path, "more.json"), speed=None,
+                                      tls=tls, listen=address)
+                await server.start()
+            if len(flows) == 8:
+                break
+    await server.stop()
+    assert len(flows) == 8 and source.stats.reconnects == 1

@@ -102,6 +102,51 @@ def test_malformed_messages_do_not_kill_record_or_observe(tmp_path):
             assert proc.stdout.count(b"\n") == (3 if output != "table" else 4)
 
 
+def with_text(payload: bytes, put, raw: bytes) -> bytes:
+    """The message with the text ``put(response, placeholder)`` sets replaced by raw bytes (not UTF-8)."""
+    resp = observer_pb2.GetFlowsResponse.FromString(payload)
+    put(resp, "PLACEHOLDER-TEXT")
+    return resp.SerializeToString().replace(b"PLACEHOLDER-TEXT", raw)
+
+
+def with_change(payload: bytes, change) -> bytes:
+    resp = observer_pb2.GetFlowsResponse.FromString(payload)
+    change(resp)
+    return resp.SerializeToString()
+
+
+def lost_with_time(seconds: int) -> bytes:
+    resp = observer_pb2.GetFlowsResponse(node_name="kind-worker")
+    resp.lost_events.num_events_lost = 3
+    resp.lost_events.first.seconds = seconds
+    return resp.SerializeToString()
+
+
+NOT_UTF8 = b"\xff\xfe-not-utf8-\xc3"
+HOSTILE_MESSAGES = {
+    # fields no output of ours reads, but JSON output would write
+    "utf8 in Summary": with_text(good(1), lambda r, v: setattr(r.flow, "Summary", v), NOT_UTF8),
+    "utf8 in ethernet": with_text(good(1), lambda r, v: setattr(r.flow.ethernet, "source", v), NOT_UTF8),
+    "utf8 in a label": with_text(good(1), lambda r, v: r.flow.source.labels.append(v), NOT_UTF8),
+    "response time": with_change(good(1), lambda r: setattr(r.time, "seconds", 10**15)),
+    "flow nanos": with_change(good(1), lambda r: setattr(r.flow.time, "nanos", -5)),
+    "lost events time": lost_with_time(-10**12),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_MESSAGES)
+def test_each_malformed_message_is_counted_with_the_server_named_and_skipped(tmp_path, name):
+    with ScriptedThread(script_of(good(0), HOSTILE_MESSAGES[name], good(2))) as server:
+        out = tmp_path / "rec.json"
+        proc = cli("record", "--server", server.address, "--no-follow", "-o", str(out))
+        assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
+        assert [json.loads(x)["flow"]["uuid"] for x in out.read_bytes().splitlines()] == ["u-0", "u-2"]
+        assert f"{server.address}: 1 malformed messages skipped".encode() in proc.stderr
+        proc = cli("observe", "--server", server.address, "--all", "-o", "jsonpb")
+        assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
+        assert proc.stdout.count(b"\n") == 2 and b"1 malformed messages skipped" in proc.stderr
+
+
 def test_a_flow_over_4_mib_arrives_and_one_over_the_limit_is_skipped(tmp_path):
     script = script_of(good(0), big_flow(5 << 20, 1), good(2), big_flow(MAX_FLOW_BYTES + 1, 3), good(4))
     with ScriptedThread(script) as server:

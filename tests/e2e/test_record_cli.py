@@ -61,7 +61,7 @@ def test_ctrl_c_ends_a_follow_recording_cleanly(tmp_path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     written = list(read_events(out))
-    assert proc.returncode == 0
+    assert proc.returncode == 130  # as the README's exit codes say
     assert err.decode() == f"hubbletui: recorded {len(written)} flows to {out} (interrupted)\n"
     assert [e.src_port for e in written] == [40000 + i for i in range(len(written))]
 
