@@ -8,7 +8,7 @@ import click
 from google.protobuf import json_format
 
 from hubbletui.cli.flags import split
-from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, color_option, filter_options,
+from hubbletui.cli.flow_options import (FilterOrderCommand, ServerFlags, TimeFlags, build_query, color_option, filter_options,
                                         require_one_source, server_options, time_options, use_color)
 from hubbletui.flows.model import Flow, NodeStatus
 from hubbletui.flows.recording import event_to_dict, event_to_jsonpb, read_events
@@ -21,7 +21,7 @@ DEFAULT_SERVER_COUNT = 20  # what a plain `hubble observe` asks a server for
 HUBBLE_TEXT = ("compact", "table", "dict")  # the forms printed exactly as the hubble CLI prints them
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=FilterOrderCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--input-file", type=str, metavar="FILE|-", help="read a jsonpb recording (.gz ok; - for stdin)")
 @server_options
 @filter_options
