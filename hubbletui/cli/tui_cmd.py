@@ -19,6 +19,7 @@ from hubbletui.cli.flags import split
 from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.cli.flow_options import (FilterOrderCommand, ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
                                         server_options, time_options)
+from hubbletui.cluster.bundle import CLUSTER, FLOWS, load_bundle
 from hubbletui.cluster.model import ClusterState
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.flows.request import FilterSpec, FlowQuery
@@ -94,23 +95,25 @@ def demo(speed: float, loop: bool, print_fixes: bool, out_dir: Path | None) -> i
     """The built-in FoundationDB-exporter scenario, no cluster and no network needed.
 
     Our own replay server serves the scenario's recording on a loopback port and the TUI reads it over gRPC,
-    the same path as a live relay; the policy side reads the scenario's cluster snapshot.
+    the same path as a live relay; the policy side reads the scenario's cluster and the changes made to it as
+    the story goes (an incident bundle), so each drop is judged by the state at its time.
     """
     if speed <= 0:
         raise click.BadParameter("the speed must be positive", param_hint="--speed")
-    recording, cluster = _demo_scenario()
-    if print_fixes:
-        return _print_demo_fixes(recording, cluster)
+    folder = _demo_folder()
+    if print_fixes:  # the fixes the story applies, found from its starting state
+        return _print_demo_fixes(folder / FLOWS, folder / CLUSTER)
     from hubbletui.server.playlist import Playlist
     from hubbletui.sources.loopback import LoopbackReplaySource
 
-    state = _load_snapshot(cluster)
-    playlist = Playlist.load(recording, _say)
+    scenario = load_bundle(folder)
+    report_load(scenario.state)
+    playlist = Playlist.load(scenario.flows, _say)
     source = LoopbackReplaySource(playlist, speed=speed, loop=loop, name="demo")
     from hubbletui.demo import CLUSTER_NAME
 
-    _launch(source, state, build_engine(EngineFlags(cluster_name=CLUSTER_NAME), state), notes=(), out_dir=out_dir,
-            pick=False)
+    engine = build_engine(EngineFlags(cluster_name=CLUSTER_NAME), scenario.state)
+    _launch(source, scenario.state, engine, notes=(), out_dir=out_dir, pick=False, timeline=scenario.timeline)
     return ExitCode.OK
 
 
@@ -237,13 +240,13 @@ def _load_snapshot(paths) -> ClusterState:
     return state
 
 
-def _demo_scenario() -> tuple[Path, Path]:
-    """(recording, cluster snapshot folder) of the built-in scenario."""
+def _demo_folder() -> Path:
+    """The built-in scenario: a bundle whose cluster changes as its story goes (the fixes it applies)."""
     try:
         from hubbletui import demo as scenario
     except ImportError as exc:
         raise HubbleTuiError(f"the demo scenario is not part of this installation ({exc})") from None
-    return scenario.recording_path(), scenario.cluster_path()
+    return scenario.scenario_dir()
 
 
 def _print_demo_fixes(recording: Path, cluster: Path) -> int:

@@ -1,4 +1,4 @@
-"""The built-in demo scenario: a cluster snapshot and a Hubble recording that tell one story.
+"""The built-in demo scenario: a cluster, its changes and a Hubble recording that tell one story.
 
 database/fdb-exporter crashloops. First its egress to FoundationDB (4500/TCP) is dropped under a label-based
 CiliumNetworkPolicy regime (its pods lack `fdb-client: "true"`); once that label is on the pod template, Istio's
@@ -7,8 +7,11 @@ connection within milliseconds); and Prometheus in `monitoring` is dropped on in
 port (9161/TCP). Background traffic (DNS, HTTP between shop services, scrapes, FoundationDB replication, probes)
 and a few drops for other reasons surround it.
 
-The snapshot is the cluster as it was before any fix (the new exporter pod of the recording's second half is not
-in it). Both files are made by `scripts/make_demo.py`, deterministically; do not edit them by hand.
+The folder is an incident bundle (cluster/bundle.py): `cluster/` is the cluster as it was before any fix, and
+`changes.jsonl` holds the story's three fixes as the API server would have reported them (the Deployment's new
+pod template and the rollout that follows, the AuthorizationPolicy's new principal, the scrape policy's new port),
+so each flow is judged by the state at its time and each stage shows as resolved by its fix. All three files are
+made by `scripts/make_demo.py`, deterministically; do not edit them by hand.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ class Evidence:
 
     flows: list[Flow]
     working: list[Flow]
+    now_ns: int | None = None  # the newest flow's time: changes after it have not happened yet (a replay)
 
     @classmethod
     def take(cls, store: FlowStore, row: Row) -> Evidence:
@@ -41,7 +42,7 @@ class Evidence:
         if not mine:
             mine = [row.sample]
         working = list(store.ring) + [r.sample for r in list(store.rows.values()) if not r.is_drop]
-        return cls(mine, working)
+        return cls(mine, working, store.latest_ns or None)
 
 
 @dataclass
@@ -70,10 +71,14 @@ def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence, timeline:
         out.notes.append(NO_CLUSTER)
         return out
     try:
+        at = EngineAt(engine, timeline)
+        now = evidence.now_ns / 1e9 if evidence.now_ns else None
         if row.refusal is not None:
             _refusal(row, out)
+            if out.group is not None:
+                _attribute(out.group, at, now, out)
         elif key.verdict in WOULD_DROP:
-            _drop(EngineAt(engine, timeline), evidence, out)
+            _drop(at, evidence, out, now)
         else:
             _forwarded(row, engine, out)
     except HubbleTuiError as exc:
@@ -85,16 +90,20 @@ def analyse(row: Row, engine: PolicyEngine | None, evidence: Evidence, timeline:
     return out
 
 
-def _drop(at: EngineAt, evidence: Evidence, out: Analysis) -> None:
+def _drop(at: EngineAt, evidence: Evidence, out: Analysis, now: float | None) -> None:
     """The row's drops, judged by the cluster as of their time when it has a history."""
     groups = group_drops(evidence.flows, at.engine, at.at if at.timeline is not None else None)
     group = explain_group(at.at(groups[0].sample.time_ns), groups[0])  # the biggest group: the engine may name
-    attribute(group, at)  # a side differently than the row does
-    out.notes += [a for a in (group.started_after and group.started_after.started_after_text(),
-                              group.resolved_by and group.resolved_by.resolved_by_text()) if a]
+    _attribute(group, at, now, out)  # a side differently than the row does
     out.group, out.trace = group, group.trace
     out.headline = group.explanation
     out.notes += group.notes
+
+
+def _attribute(group: DropGroup, at: EngineAt, now: float | None, out: Analysis) -> None:
+    attribute(group, at, now)
+    out.notes += [a for a in (group.started_after and group.started_after.started_after_text(),
+                              group.resolved_by and group.resolved_by.resolved_by_text()) if a]
 
 
 def _refusal(row: Row, out: Analysis) -> None:

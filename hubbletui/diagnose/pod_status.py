@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hubbletui.cluster.model import ClusterState
+from hubbletui.cluster.timeline import StateView, Timeline
 
 # waiting/terminated reasons that mean the pod is in trouble
 TROUBLE = frozenset({"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
@@ -22,7 +23,7 @@ class PodStatus:
         return f"{self.text} {self.restarts} restarts" if self.restarts else self.text
 
 
-def pod_status(cluster: ClusterState | None, namespace: str, pod: str) -> PodStatus | None:
+def pod_status(cluster: ClusterState | StateView | None, namespace: str, pod: str) -> PodStatus | None:
     """None when there is no cluster or the pod is not in it (gone, or never listed)."""
     if cluster is None:
         return None
@@ -45,3 +46,11 @@ def pod_status(cluster: ClusterState | None, namespace: str, pod: str) -> PodSta
         reason = "Terminating"
     text = reason or str(status.get("phase") or "Unknown")
     return PodStatus(text, restarts, text in TROUBLE)
+
+
+def deleted_at(timeline: Timeline, namespace: str, pod: str, now_ns: int) -> int | None:
+    """When the cluster's history saw the pod deleted, by `now_ns` (ns), if it did."""
+    now = now_ns / 1e9
+    times = [e.time for e in timeline.entries() if e.kind == "Pod" and e.key == (namespace, pod)
+             and e.new is None and e.time <= now]
+    return int(times[-1] * 1e9) if times else None

@@ -23,6 +23,7 @@ from textual.binding import Binding
 
 from hubbletui.cluster.model import ClusterState
 from hubbletui.cluster.timeline import Timeline
+from hubbletui.diagnose.resolution import LoopTracker, attribute_rows
 from hubbletui.policy.as_of import EngineAt
 from hubbletui.flows.model import Flow
 from hubbletui.flows.query_text import QueryError, TextQuery, parse_query
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # annotations only: these are imported where first needed, no
     from hubbletui.suggest.model import GroupFixes, Suggestion
 
 TICK_S = 0.1
+LOOP_EVERY_S = 1.0  # how often rows are checked for a change that resolved them (with a cluster history)
 SWITCH_INTERVAL_S = 0.0005
 GC_YOUNG_THRESHOLD = 5_000  # allocations between young collections (CPython's default is 700)
 VIEWS_EVERY_S = 0.25  # tables are redrawn at most this often; flows are taken in every tick ...
@@ -114,6 +116,10 @@ class HubbleApp(App):
         self._filter_before = ""
         self.marked: dict[str, tuple[GroupFixes, Suggestion]] = {}  # pick: suggestion id -> its fix
         self.sub_title = self.source.describe()
+        self.timeline = collab.timeline
+        self.loop = LoopTracker(collab.timeline) if collab.timeline is not None and collab.engine is not None \
+            else None
+        self._loop_busy = False
 
     # ---------------------------------------------------------------------------------------------------
     # life cycle
@@ -124,6 +130,8 @@ class HubbleApp(App):
                                                     self.detector),
                                  name="source", group="source", thread=True, exclusive=True, exit_on_error=False)
         self.set_interval(TICK_S, self.tick, name="drain")
+        if self.loop is not None:
+            self.set_interval(LOOP_EVERY_S, self.check_loop, name="loop")
 
     async def tick(self) -> None:
         if not self.screen_stack or not self.is_running:
@@ -178,6 +186,37 @@ class HubbleApp(App):
     def _views_interval(self) -> float:
         busy = self.store.flow_rate.rate(self.clock()) >= BUSY_FLOWS_PER_S
         return VIEWS_EVERY_BUSY_S if busy else VIEWS_EVERY_S
+
+    def check_loop(self) -> None:
+        """Attribute the rows a change may have resolved (or started), one pass at a time, off the UI thread."""
+        if self._loop_busy or not self.is_running:
+            return
+        due = self.loop.due(self.store)
+        if not due:
+            return
+        self._loop_busy = True
+        engine, timeline = self.engine, self.timeline
+
+        def work() -> None:
+            found: dict = {}
+            try:
+                found = attribute_rows(due, engine, timeline)
+            finally:  # the next pass may start only once this one is over, even if it failed
+                self.call_from_thread(self._loop_done, found)
+
+        self.run_worker(work, name="loop", group="loop", thread=True, exit_on_error=False)
+
+    def _loop_done(self, found: dict) -> None:
+        self._loop_busy = False
+        if found:
+            self.loop.update(found)
+            self.redraw()
+
+    def cluster_now(self):
+        """The cluster as the newest flow saw it: with a history, later changes (a replay's future) put back."""
+        if self.timeline is None or not self.store.latest_ns:
+            return self.cluster
+        return self.timeline.state_at(self.store.latest_ns / 1e9)
 
     def status_info(self) -> StatusInfo:
         store, now = self.store, self.clock()
@@ -292,6 +331,13 @@ class HubbleApp(App):
             self.notify(f"no drops recorded for {printable(ref)}", severity="warning", timeout=3, markup=False)
             return
         self.push_screen(DropDetailScreen(title=ref, keys=pod.top_rows()))
+
+    def open_rows(self, title: str, keys: list[RowKey]) -> None:
+        from hubbletui.tui.screens.detail import DropDetailScreen
+
+        keys = [k for k in keys if k in self.store.rows]
+        if keys:
+            self.push_screen(DropDetailScreen(title=title, keys=keys))
 
     def open_row(self, key: RowKey) -> None:
         from hubbletui.tui.screens.detail import DropDetailScreen

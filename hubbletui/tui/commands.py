@@ -37,7 +37,7 @@ def execute(app: HubbleApp, line: str) -> None:
         app.set_scope(namespace="" if not args or args[0] in ("all", "-A", "*") else args[0])
     elif name in ("pod", "po", "pods"):
         app.set_scope(pod="" if not args or args[0] in ("all", "*") else args[0])
-    elif name in ("drops", "flows"):
+    elif name in ("drops", "flows", "changes"):
         app.show_tab(name)
     elif name == "policy":
         if not args:
@@ -50,7 +50,7 @@ def execute(app: HubbleApp, line: str) -> None:
     elif name in ("help", "h", "?"):
         app.action_help()
     else:
-        raise CommandError(f"unknown command :{printable(name)} (try :ns, :pod, :drops, :flows, :policy, :q)")
+        raise CommandError(f"unknown command :{printable(name)} (try :ns, :pod, :drops, :flows, :changes, :policy, :q)")
 
 
 class HubbleCommands(Provider):
@@ -61,6 +61,8 @@ class HubbleCommands(Provider):
         entries: list[tuple[str, Callable[[], object], str]] = [
             ("Show drops by pod", partial(app.show_tab, "drops"), "the pods whose connections are dropped"),
             ("Show flows", partial(app.show_tab, "flows"), "aggregated flows and the raw log"),
+            *([("Show cluster changes", partial(app.show_tab, "changes"), "what changed, when, which drops it "
+                "resolved")] if app.timeline is not None else []),
             ("Pause or follow", app.action_toggle_follow, "freeze the view; flows are still counted"),
             ("Clear filter", partial(app.set_filter, ""), "show everything again"),
             ("Help: keys and commands", app.action_help, ""),

@@ -21,15 +21,15 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 
 class Terminal:
-    """One tmux session on a private server socket, 150x45."""
+    """One tmux session on a private server socket, 150x45 unless told."""
 
-    def __init__(self, command: str, env: dict[str, str]):
+    def __init__(self, command: str, env: dict[str, str], width: int = 150):
         self.socket = f"hubbletui-test-{uuid.uuid4().hex[:8]}"
         self.session = "t"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         # COLUMNS and LINES unset: pytest-xdist workers carry them (80x25), and Textual would believe them over
         # the terminal's own size
-        self._tmux("-f", "/dev/null", "new-session", "-d", "-s", self.session, "-x", "150", "-y", "45",
+        self._tmux("-f", "/dev/null", "new-session", "-d", "-s", self.session, "-x", str(width), "-y", "45",
                    f"cd {shlex.quote(str(ROOT))} && env -u COLUMNS -u LINES {exports} {command}; sleep 30")
 
     def _tmux(self, *args: str) -> str:
@@ -71,8 +71,8 @@ def _env() -> dict[str, str]:
 def terminal():
     opened: list[Terminal] = []
 
-    def open_terminal(command: str) -> Terminal:
-        term = Terminal(command, _env())
+    def open_terminal(command: str, width: int = 150) -> Terminal:
+        term = Terminal(command, _env(), width)
         opened.append(term)
         return term
 
@@ -83,7 +83,7 @@ def terminal():
 
 def test_demo_in_a_real_terminal(terminal, tmp_path):
     done = tmp_path / "exit-code"
-    term = terminal(f"{shlex.quote(sys.executable)} -m hubbletui demo --speed 60; echo $? > {done}")
+    term = terminal(f"{shlex.quote(sys.executable)} -m hubbletui demo --speed 20; echo $? > {done}")
     term.wait_for(OLD_EXPORTER.split("/")[1])
     term.wait_for("Drops by pod")
     term.wait_for("gRPC replay 127.0.0.1:")
@@ -103,6 +103,28 @@ def test_demo_in_a_real_terminal(terminal, tmp_path):
     while not done.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert done.read_text().strip() == "0"
+
+
+def test_the_demos_three_stages_resolve_one_after_another(terminal):
+    """The demo is a bundle: as the replay passes each fix, the pod whose drops it ended is marked resolved
+    with the fix's time (the RESOLVED column is the table's last: a wide terminal shows it)."""
+    term = terminal(f"{shlex.quote(sys.executable)} -m hubbletui demo --speed 15", width=175)
+    old = OLD_EXPORTER.split("/")[1]
+    term.wait_for("CrashLoopBackOff")
+    stages = []
+    deadline = time.monotonic() + 60
+    while len(stages) < 3 and time.monotonic() < deadline:
+        for line in term.screen().splitlines():
+            for pod, stamp in ((old, "23:02:08"), ("fdb-exporter-l5lzwntqmg", "23:03:00"), ("prometheus-0", "23:03:53")):
+                if pod in line and line.rstrip().endswith(stamp) and stamp not in stages:
+                    stages.append(stamp)
+        time.sleep(0.2)
+    assert stages == ["23:02:08", "23:03:00", "23:03:53"], term.screen()
+    assert "deleted 23:02:28" in term.screen()  # the crashlooping pod, gone with the rollout
+    term.keys("3")
+    screen = term.wait_for("resolved monitoring/prometheus → database/fdb-expo")
+    assert "allow-prometheus-scrape" in screen and "foundationdb-allow-clients" in screen
+    term.keys("q")
 
 
 def test_pick_draws_on_the_terminal_and_writes_the_marked_fix_to_stdout(terminal, tmp_path):

@@ -45,3 +45,7 @@ class HubbleScreen(Screen):
     def body(self) -> ComposeResult:
         """The widgets between the header and the status bar."""
         return iter(())
+
+    def shows_binding(self, binding) -> bool:
+        """Whether the key bar lists ``binding`` here (a key that only works with something present)."""
+        return True

@@ -26,7 +26,7 @@ class KeyBar(Widget):
         seen: set[str] = set()
         text = Text(no_wrap=True, overflow="ellipsis")
         for binding in [*screen.BINDINGS, *app.BINDINGS]:
-            if not getattr(binding, "show", True) or binding.action in seen:
+            if not getattr(binding, "show", True) or binding.action in seen or not screen.shows_binding(binding):
                 continue
             seen.add(binding.action)
             text.append(app.get_key_display(binding), KEY_STYLE)
