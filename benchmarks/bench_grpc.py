@@ -1,6 +1,13 @@
 """Flows/s through our replay server -> loopback gRPC -> our GrpcSource -> Flow, beside grpcio's own ceiling.
 
     .venv/bin/python benchmarks/bench_grpc.py [--flows 20000] [--runs 5]
+    .venv/bin/python benchmarks/bench_grpc.py --vs-hubble [--flows 50000] [--runs 3] [--compact-lines 200000]
+
+--vs-hubble sets us beside the real hubble CLI (../shared/hubble/hubble), each as a whole process the way a
+person runs it, against one `hubbletui serve --no-pacing` of the same recording: live
+`observe --server --all -o jsonpb`, `record` (against `hubble observe -o jsonpb --all > file`), and
+`observe -o compact` of a recording file. Medians of the runs, flows/s side by side. Goals (issue 14): live
+and record at least 1x hubble's rate, compact at least 2x.
 
 The ceiling is a bare grpcio server streaming the same serialized messages (one flow per message, as Hubble
 streams them) to a bare client that only receives them through the generated stub, with the asyncio API and
@@ -154,12 +161,82 @@ def mask_savings(lines: list[dict]) -> tuple[float, float]:
     return full / len(lines), masked / len(lines)
 
 
+HUBBLE = Path(__file__).resolve().parents[2] / "shared" / "hubble" / "hubble"
+
+
+def write_recording(path: Path, count: int) -> Path:
+    with open(path, "wb") as fh:
+        for line in flow_lines(count):
+            fh.write(orjson.dumps(line) + b"\n")
+    return path
+
+
+def timed(argv: list[str], stdout=subprocess.DEVNULL) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=stdout, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def vs_hubble(flows: int, runs: int, compact_lines: int) -> int:
+    import tempfile
+
+    if not HUBBLE.exists():
+        raise SystemExit(f"the real hubble CLI is not at {HUBBLE}")
+    ours = [sys.executable, "-m", "hubbletui"]
+    with tempfile.TemporaryDirectory() as tmp:
+        live_file = write_recording(Path(tmp) / "live.jsonl", flows)
+        proc = subprocess.Popen([*ours, "serve", str(live_file), "--no-pacing", "--listen", "127.0.0.1:0"],
+                                stderr=subprocess.PIPE, text=True)
+        banner = proc.stderr.readline()
+        address = banner.split(" on ")[1].split()[0]
+        times: dict[str, list[float]] = {k: [] for k in ("hubble live", "ours live", "hubble record",
+                                                          "ours record", "hubble compact", "ours compact")}
+        try:
+            out = Path(tmp) / "out.jsonl"
+            for _ in range(runs):  # alternating, so that load from elsewhere hits both
+                live = ["--server", address, "--all", "-o", "jsonpb"]
+                times["hubble live"].append(flows / timed([str(HUBBLE), "observe", *live]))
+                times["ours live"].append(flows / timed([*ours, "observe", *live]))
+                with open(out, "wb") as fh:
+                    times["hubble record"].append(flows / timed([str(HUBBLE), "observe", *live], stdout=fh))
+                out.unlink()
+                times["ours record"].append(flows / timed([*ours, "record", "--server", address, "--no-follow",
+                                                          "-o", str(out)]))
+                out.unlink()
+        finally:
+            proc.kill()
+            proc.wait()
+        big = write_recording(Path(tmp) / "big.jsonl", compact_lines)
+        for _ in range(runs):
+            times["hubble compact"].append(compact_lines / timed(
+                [str(HUBBLE), "observe", "--input-file", str(big), "--all", "-o", "compact"]))
+            times["ours compact"].append(compact_lines / timed(
+                [*ours, "observe", "--input-file", str(big), "-o", "compact"]))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{flows:,} flows live, {compact_lines:,} lines for compact, {runs} runs, median flows/s")
+    ok = True
+    for what, goal in (("live", 1.0), ("record", 1.0), ("compact", 2.0)):
+        ratio = med[f"ours {what}"] / med[f"hubble {what}"]
+        ok &= ratio >= goal
+        print(f"  {what:8} ours {med[f'ours {what}']:>9,.0f}/s   hubble {med[f'hubble {what}']:>9,.0f}/s   "
+              f"ours/hubble {ratio:.2f} (goal >= {goal:g})   runs ours "
+              f"{', '.join(f'{r:,.0f}' for r in times[f'ours {what}'])}")
+    print("goals met" if ok else "MISSED")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--flows", type=int, default=20_000)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--flows", type=int, default=None, help="flows per run (20,000; 50,000 with --vs-hubble)")
+    parser.add_argument("--runs", type=int, default=None, help="runs (5; 3 with --vs-hubble)")
+    parser.add_argument("--vs-hubble", action="store_true", help="beside the real hubble CLI (see above)")
+    parser.add_argument("--compact-lines", type=int, default=200_000)
     parser.add_argument("--serve", choices=["ours", "bare"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.vs_hubble:
+        return vs_hubble(args.flows or 50_000, args.runs or 3, args.compact_lines)
+    args.flows = args.flows or 20_000
+    args.runs = args.runs or 5
     if args.serve:
         asyncio.run(serve_ours(args.flows) if args.serve == "ours" else serve_bare(args.flows))
         return 0

@@ -10,7 +10,7 @@ import orjson
 from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engine, cluster_options, engine_options,
                                            exit_code_of, flow_namespaces, incomplete_reasons)
 from hubbletui.cli.flags import split
-from hubbletui.cli.flow_options import TimeFlags, build_query, filter_options, time_options
+from hubbletui.cli.flow_options import FilterOrderCommand, TimeFlags, build_query, filter_options, time_options
 from hubbletui.flows.request import FilterSpec
 from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.errors import ExitCode
@@ -18,7 +18,7 @@ from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.render.drops_text import render_markdown, render_text
 
 
-@click.command(help="Explain every dropped flow of a recording (jsonpb lines, '-' for stdin) against the "
+@click.command(cls=FilterOrderCommand, help="Explain every dropped flow of a recording (jsonpb lines, '-' for stdin) against the "
                     "cluster's policies, grouped by source workload, destination workload, port, protocol and "
                     "drop reason. Flows Cilium's policy audit mode passed (verdict AUDIT) are explained as the "
                     "drops enforcing would make, marked audit; `--verdict AUDIT` keeps only them. A policy drop "
@@ -26,7 +26,7 @@ from hubbletui.render.drops_text import render_markdown, render_text
                     "Exit status 3 when the input holds no dropped flow.")
 @click.option("--input-file", "input_file", metavar="FILE",
               help="A recording: `hubble observe -o jsonpb` output or Hubble exporter lines ('-' = stdin).")
-@filter_options
+@filter_options(exclude=("--cluster",))
 @time_options
 @bundle_option
 @cluster_options

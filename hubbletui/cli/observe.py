@@ -8,8 +8,9 @@ import click
 from google.protobuf import json_format
 
 from hubbletui.cli.flags import split
-from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, color_option, filter_options,
+from hubbletui.cli.flow_options import (FilterOrderCommand, ServerFlags, TimeFlags, build_query, color_option, filter_options,
                                         require_one_source, server_options, time_options, use_color)
+from hubbletui.flows.filter_paths import filter_paths
 from hubbletui.flows.model import Flow, NodeStatus
 from hubbletui.flows.recording import event_to_dict, event_to_jsonpb, read_events
 from hubbletui.flows.request import FilterSpec
@@ -21,7 +22,7 @@ DEFAULT_SERVER_COUNT = 20  # what a plain `hubble observe` asks a server for
 HUBBLE_TEXT = ("compact", "table", "dict")  # the forms printed exactly as the hubble CLI prints them
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=FilterOrderCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--input-file", type=str, metavar="FILE|-", help="read a jsonpb recording (.gz ok; - for stdin)")
 @server_options
 @filter_options
@@ -42,8 +43,10 @@ HUBBLE_TEXT = ("compact", "table", "dict")  # the forms printed exactly as the h
 @click.option("--debug", is_flag=True, help="also print informal node status (connected, gone) on stderr")
 @color_option
 @click.option("--print-raw-filters", is_flag=True, help="print the FlowFilters as JSON and exit")
+@click.option("--field-mask", multiple=True, metavar="PATHS",
+              help="with --server: only these flow fields (comma-separated, repeatable), as hubble asks for them")
 def observe(input_file, server, follow, first, last, all_flows, output, print_node_name, time_format, numeric,
-            ip_translation, debug, color, print_raw_filters, **kwargs):
+            ip_translation, debug, color, print_raw_filters, field_mask, **kwargs):
     """Print flows from a recording or a Hubble server, with `hubble observe`'s filters and formats.
 
     \b
@@ -72,22 +75,40 @@ def observe(input_file, server, follow, first, last, all_flows, output, print_no
 
         if not (number or all_flows or follow or query.since_ns):
             query.number = DEFAULT_SERVER_COUNT
-        if output in HUBBLE_TEXT or output == "wide":
+        paths = _field_mask(field_mask)
+        if not paths and (output in HUBBLE_TEXT or output == "wide"):
             # jsonpb keeps full flows; the others show a few fields, plus what hubble's text prints
-            query.field_mask = DISPLAY_FIELD_MASK + TEXT_EXTRA_FIELDS
+            paths = DISPLAY_FIELD_MASK + TEXT_EXTRA_FIELDS
+        if paths:
+            # and what the filters read, which the client checks again on what arrives
+            needed = filter_paths([*query.whitelist, *query.blacklist])
+            query.field_mask = paths + tuple(p for p in needed if p not in paths)
         events = server_events(server_flags, server, query)
-        if output not in HUBBLE_TEXT:
+        if output == "wide":
             events = _node_news_to_stderr(events)
     if output in HUBBLE_TEXT:
         printer = HubblePrinter(output, node_name=print_node_name, time_format=time_format,
                                 translate=ip_translation and not numeric, debug=debug)
         _print_hubble(events, printer, streaming=follow)
     else:
-        _print(events, output, use_color(color), streaming=follow)
+        _print(events, output, use_color(color), streaming=follow, debug=debug)
 
 
 # fields hubble's text prints beyond our display mask: the agent's summary, auth, trace id, L2, sock points
 TEXT_EXTRA_FIELDS = ("Summary", "auth_type", "ip_trace_id", "ethernet", "debug_capture_point", "sock_xlate_point")
+
+
+def _field_mask(values: tuple[str, ...]) -> tuple[str, ...]:
+    """--field-mask as hubble reads it: comma-separated Flow field paths, checked before anything is sent
+    (with --input-file hubble ignores it, and so do we)."""
+    from google.protobuf.field_mask_pb2 import FieldMask
+
+    from hubbletui.proto.flow import flow_pb2
+
+    paths = tuple(p.strip() for value in values for p in value.split(",") if p.strip())
+    if paths and not FieldMask(paths=list(paths)).IsValidForDescriptor(flow_pb2.Flow.DESCRIPTOR):
+        raise click.BadParameter(f"not a path of a flow in {','.join(paths)}", param_hint="--field-mask")
+    return paths
 
 
 def _print_hubble(events, printer: HubblePrinter, streaming: bool) -> None:
@@ -123,6 +144,9 @@ def _print_hubble(events, printer: HubblePrinter, streaming: bool) -> None:
             target.flush()
 
 
+_NODE_TROUBLE = ("NODE_UNAVAILABLE", "NODE_ERROR")
+
+
 def _node_news_to_stderr(events):
     """As `hubble observe` does: node status is talk (stderr), and only bad news; the rest is data."""
     for event in events:
@@ -133,11 +157,18 @@ def _node_news_to_stderr(events):
         yield event
 
 
-def _print(events, output: str, color: bool, streaming: bool) -> None:
+def _print(events, output: str, color: bool, streaming: bool, debug: bool = False) -> None:
     out = sys.stdout
     if output in ("json", "jsonpb"):
-        raw = out.buffer
+        # as hubble: flows and lost events are data (stdout); node status is talk, its line on stderr, and
+        # only bad news (unavailable, error) unless --debug
+        raw, err = out.buffer, sys.stderr.buffer
         for event in events:
+            if type(event) is NodeStatus:
+                if debug or event.state in _NODE_TROUBLE:
+                    err.write(event_to_jsonpb(event))
+                    err.flush()
+                continue
             raw.write(event_to_jsonpb(event))
             if streaming:
                 raw.flush()

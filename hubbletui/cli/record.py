@@ -9,7 +9,8 @@ from typing import BinaryIO
 import click
 
 from hubbletui.cli.flags import split
-from hubbletui.cli.flow_options import ServerFlags, TimeFlags, build_query, filter_options, server_options, time_options
+from hubbletui.cli.flow_options import (FilterOrderCommand, ServerFlags, TimeFlags, build_query, filter_options,
+                                      server_options, time_options)
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.flows.model import Flow, LostEvents, NodeStatus
 from hubbletui.flows.recording import event_to_jsonpb
@@ -59,7 +60,7 @@ class AppendWriter:
             self._out.close()
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=FilterOrderCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @server_options
 @filter_options
 @time_options

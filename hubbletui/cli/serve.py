@@ -35,7 +35,8 @@ def serve(recording, input_dir, listen, speed, no_pacing, loop, tls_cert_file, t
 
     \b
     GetFlows honours filters, since/until, first/last, follow and field masks; flows play at their
-    recorded pace times --speed. ServerStatus and GetNodes report what has played so far.
+    recorded pace times --speed. ServerStatus and GetNodes report what has played so far, node states
+    as the recording's node_status events set them; the gRPC health check answers SERVING.
       hubbletui serve incident.json --speed 10 --loop
       hubble observe --server localhost:4245 --verdict DROPPED -f
     """

@@ -10,7 +10,7 @@ from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engi
                                            exit_code_of, flow_namespaces)
 from hubbletui.cli.flags import split
 from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
-from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
+from hubbletui.cli.flow_options import (FilterOrderCommand, ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
                                         server_options, time_options)
 from hubbletui.flows.request import FilterSpec
 from hubbletui.errors import ExitCode
@@ -19,11 +19,11 @@ FORMATS = ("cilium", "k8s", "istio", "all")
 DEFAULT_TOP = 3
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=FilterOrderCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--input-file", metavar="FILE|-", help="A jsonpb recording (.gz ok; - reads stdin).")
 @bundle_option
 @server_options
-@filter_options
+@filter_options(exclude=("--cluster",))
 @time_options
 @cluster_options
 @engine_options

@@ -17,7 +17,7 @@ from hubbletui.cli.cluster_options import (ClusterFlags, EngineFlags, build_engi
                                            flow_namespaces, report_load)
 from hubbletui.cli.flags import split
 from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
-from hubbletui.cli.flow_options import (ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
+from hubbletui.cli.flow_options import (FilterOrderCommand, ServerFlags, TimeFlags, build_query, filter_options, require_one_source,
                                         server_options, time_options)
 from hubbletui.cluster.bundle import CLUSTER, FLOWS, load_bundle
 from hubbletui.cluster.model import ClusterState
@@ -41,7 +41,7 @@ def _tui_options(func):
     func = engine_options(func)
     func = cluster_options(func)
     func = time_options(func)
-    func = filter_options(func)
+    func = filter_options(func, exclude=("--cluster",))
     func = server_options(func)
     func = click.option("--speed", type=float, default=None, metavar="X",
                         help="With --input-file: replay at X times the recorded pace (1 = real time); "
@@ -51,7 +51,7 @@ def _tui_options(func):
     return func
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=FilterOrderCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @_tui_options
 def tui(**kwargs) -> int:
     """Open the TUI on a Hubble server (live) or a recording (replay).
@@ -66,7 +66,7 @@ def tui(**kwargs) -> int:
     return ExitCode.OK
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=FilterOrderCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @_tui_options
 def pick(**kwargs) -> int:
     """Open the TUI; mark fixes with `m`; on quit, write the marked fixes to stdout as YAML.

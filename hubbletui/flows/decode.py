@@ -13,6 +13,7 @@ import orjson
 
 from google.protobuf.message import DecodeError as ProtoDecodeError
 
+from hubbletui.flows.go_order import go_order
 from hubbletui.flows.enums import (DIRECTION_NAME, DROP_REASON_CODE, DROP_REASON_NAME, FLOW_TYPE_NAME,
                                    L7_TYPE_NAME, LOST_SOURCE_NAME, NODE_STATE_NAME, TCP_FLAG_ORDER,
                                    TRACE_POINT_NAME, VERDICT_NAME)
@@ -400,7 +401,7 @@ def event_from_line(line: bytes) -> Flow | NodeStatus | LostEvents | None:
         line = None
     event = event_from_json(obj, line)
     if line is None and event is not None:
-        event = event._replace(raw=orjson.dumps(event.raw))
+        event = event._replace(raw=orjson.dumps(go_order(event.raw)))  # as hubble would write it
     return event
 
 

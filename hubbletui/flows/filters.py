@@ -22,6 +22,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from hubbletui.flows.decode import dns_names, raw_flow_dict, raw_message
 from hubbletui.flows.enums import DIRECTION_NAME, DROP_REASON_NAME, VERDICT_NAME
+from hubbletui.flows.filters_raw import compile_field
 from hubbletui.flows.labels import Selector, parse_hubble_labels, parse_selector
 from hubbletui.flows.model import Endpoint, Flow
 from hubbletui.flows.regex import RegexError, search_any
@@ -45,22 +46,30 @@ class FilterError(ValueError):
 # single-field matchers
 
 
-def _pod_matcher(values: Iterable[str], side: str) -> Predicate:
-    # "ns/prefix", "ns/" (the whole namespace), "prefix" or "/prefix" (a pod name prefix in any namespace)
+def _namespaced(values: Iterable[str]) -> list[tuple[str, str]]:
+    """Hubble's ``[namespace/][name-prefix]``: "ns/prefix"; "ns/" (the whole namespace); "/prefix" (any
+    namespace); "/" (any named endpoint); a bare "prefix" is in the default namespace."""
     wanted = []
     for value in values:
-        ns, slash, pod = value.partition("/")
-        wanted.append((ns, pod) if slash else ("", ns))
+        if not value:
+            raise FilterError("invalid filter, name must not be empty")
+        ns, slash, name = value.partition("/")
+        wanted.append((ns, name.partition("/")[0]) if slash else ("default", value))
+    return wanted
+
+
+def _names_match(wanted: list[tuple[str, str]], ns: str, name: str) -> bool:
+    if not ns and not name:
+        return False  # an endpoint with neither (world, host) is no pod of any namespace
+    return any((not wns or wns == ns) and (not prefix or name.startswith(prefix)) for wns, prefix in wanted)
+
+
+def _pod_matcher(values: Iterable[str], side: str) -> Predicate:
+    wanted = _namespaced(values)
 
     def match(flow: Flow) -> bool:
         ep: Endpoint = getattr(flow, side)
-        for ns, prefix in wanted:
-            if ns and ep.namespace != ns:
-                continue
-            if (prefix or not ns) and not (ep.pod and ep.pod.startswith(prefix)):
-                continue
-            return True
-        return False
+        return _names_match(wanted, ep.namespace, ep.pod)
 
     return match
 
@@ -133,16 +142,10 @@ def _protocol_matcher(values: Iterable[str]) -> Predicate:
 
 
 def _event_type_matcher(entries) -> Predicate:
+    # a flow without an event type (a field-masked exporter line) matches no type, as in Hubble
     wanted = [(e.type, e.match_sub_type, e.sub_type) for e in entries]
-
-    def match(flow: Flow) -> bool:
-        etype, sub_type = flow.event_type, flow.event_sub_type
-        if not etype and flow.verdict == "DROPPED":
-            # field-masked exporter lines keep the verdict but not event_type: a drop is a drop event
-            etype, sub_type = 1, flow.drop_reason
-        return any(etype == t and (not sub or sub_type == st) for t, sub, st in wanted)
-
-    return match
+    return lambda flow: any(flow.event_type == t and (not sub or flow.event_sub_type == st)
+                            for t, sub, st in wanted)
 
 
 def _names_matcher(values: Iterable[str], side: int) -> Predicate:
@@ -198,7 +201,7 @@ def _tcp_flags_matcher(entries) -> Predicate:
 
 def _service_matcher(values: Iterable[str], side: str) -> Predicate:
     attr = f"{side}_service"
-    wanted = [v.partition("/")[::2] if "/" in v else ("", v) for v in values]
+    wanted = _namespaced(values)
 
     def match(flow: Flow) -> bool:
         body = raw_flow_dict(flow)
@@ -208,7 +211,7 @@ def _service_matcher(values: Iterable[str], side: str) -> Predicate:
         else:
             pb = raw_message(flow).flow
             ns, name = getattr(pb, attr).namespace, getattr(pb, attr).name
-        return any((not wns or wns == ns) and name.startswith(wname) for wns, wname in wanted if name)
+        return _names_match(wanted, ns, name)
 
     return match
 
@@ -303,7 +306,13 @@ def _compile(flt: flow_pb2.FlowFilter) -> Predicate:
             names = set(value)
             checks.append(lambda f, s=names: f.destination.cluster in s)
         else:
-            raise FilterError(f"the filter field {name!r} is not supported by hubbletui")
+            try:
+                check = compile_field(name, value)
+            except ValueError as exc:
+                raise FilterError(str(exc)) from None
+            if check is None:
+                raise FilterError(f"the filter field {name!r} is not supported by hubbletui")
+            checks.append(check)
     if len(checks) == 1:
         return checks[0]
     return lambda flow: all(check(flow) for check in checks)

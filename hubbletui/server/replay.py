@@ -15,6 +15,7 @@ import grpc
 
 from hubbletui.errors import HubbleTuiError
 from hubbletui.server.guard import Guarded
+from hubbletui.server.health import add_health_service
 from hubbletui.server.playback import Playback
 from hubbletui.server.playlist import Playlist
 from hubbletui.server.servicer import ObserverService
@@ -91,6 +92,7 @@ class ReplayServer:
         service = ObserverService(self.playback, name=self.name, tls=self.tls is not None)
         server = grpc.aio.server(options=SERVER_OPTIONS)
         server.add_generic_rpc_handlers((Guarded(service.handler(), self.report),))
+        await add_health_service(server)
         try:
             if self.tls is None:
                 port = server.add_insecure_port(self.listen)

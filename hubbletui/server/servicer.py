@@ -2,7 +2,8 @@
 
 GetFlows answers like a Hubble server: whitelist/blacklist (the same FlowFilter evaluation `observe` uses;
 a filter field we cannot evaluate is refused with INVALID_ARGUMENT rather than ignored), since/until,
-first/last `number`, `follow`, and `field_mask`. Like Relay it first says which nodes are connected.
+first/last `number`, `follow`, and `field_mask`. Like Relay it first says which nodes are connected (and which
+are not: the recording's node_status events set each node's state, see node_states.py).
 GetAgentEvents and GetDebugEvents are not in our proto, so gRPC answers them UNIMPLEMENTED, as Relay does.
 
 All clients share one event loop: what a request filters (its backlog, then each batch a follow stream has
@@ -25,6 +26,7 @@ from hubbletui.flows.model import Flow
 from hubbletui.proto.flow import flow_pb2
 from hubbletui.proto.observer import observer_pb2
 from hubbletui.proto.relay import relay_pb2
+from hubbletui.server.node_states import CONNECTED, NodeBook
 from hubbletui.server.offloop import filtered
 from hubbletui.server.playback import Playback
 from hubbletui.flows.replay_time import shift_message
@@ -108,6 +110,7 @@ class ObserverService:
         self.name = name
         self.tls = tls
         self.wall_clock = wall_clock
+        self.nodes = NodeBook(playback.playlist)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(SERVICE, {
@@ -128,15 +131,20 @@ class ObserverService:
 
     # -----------------------------------------------------------------------------------------------------
 
-    def _greeting(self) -> bytes | None:
-        nodes = sorted(self.playback.playlist.node_flows)
-        if not nodes:
-            return None
-        message = observer_pb2.GetFlowsResponse(
-            node_status=relay_pb2.NodeStatusEvent(state_change=relay_pb2.NODE_CONNECTED, node_names=nodes),
-            node_name=self.name)
-        message.time.FromNanoseconds(self.wall_clock())
-        return message.SerializeToString()
+    def _greeting(self) -> list[bytes]:
+        """What Relay says first on every stream: the nodes connected now, then those that are not."""
+        by_state: dict[str, list[str]] = {}
+        for name, state in sorted(self.nodes.states(self.playback.played()).items()):
+            by_state.setdefault(state, []).append(name)
+        out = []
+        for state in sorted(by_state, key=lambda s: s != CONNECTED):
+            message = observer_pb2.GetFlowsResponse(
+                node_status=relay_pb2.NodeStatusEvent(state_change=relay_pb2.NodeState.Value(state),
+                                                      node_names=by_state[state]),
+                node_name=self.name)
+            message.time.FromNanoseconds(self.wall_clock())
+            out.append(message.SerializeToString())
+        return out
 
     async def get_flows(self, request: observer_pb2.GetFlowsRequest, context) -> AsyncIterator[bytes]:
         if request.first and request.follow:
@@ -145,8 +153,7 @@ class ObserverService:
             selection = _Selection(self.playback, request)
         except FilterError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _bounded(str(exc)))
-        greeting = self._greeting()
-        if greeting is not None:
+        for greeting in self._greeting():
             yield greeting
         playback = self.playback
         played = playback.played()
@@ -196,8 +203,11 @@ class ObserverService:
             num_flows=seen - playlist.flows_before(playback.buffer_start(played)),
             max_flows=playlist.flow_count, seen_flows=seen, uptime_ns=playback.uptime_ns(),
             version=VERSION, flows_rate=rate)
-        response.num_connected_nodes.value = len(playlist.node_flows)
-        response.num_unavailable_nodes.value = 0
+        states = self.nodes.states(played)
+        unavailable = sorted(name for name, state in states.items() if state != CONNECTED)
+        response.num_connected_nodes.value = len(states) - len(unavailable)
+        response.num_unavailable_nodes.value = len(unavailable)
+        response.unavailable_nodes.extend(unavailable)
         return response
 
     async def get_nodes(self, request, context) -> observer_pb2.GetNodesResponse:
@@ -206,13 +216,17 @@ class ObserverService:
         start = playback.buffer_start(played)
         uptime = playback.uptime_ns()
         nodes = []
-        for name in sorted(playlist.node_flows):
-            seen = playlist.node_flows_before(name, played)
-            nodes.append(observer_pb2.Node(
-                name=name, version=VERSION, state=relay_pb2.NODE_CONNECTED,
-                tls=observer_pb2.TLS(enabled=self.tls), uptime_ns=uptime,
-                num_flows=seen - playlist.node_flows_before(name, start),
-                max_flows=len(playlist.node_flows[name]), seen_flows=seen))
+        for name, state in sorted(self.nodes.states(played).items()):
+            node = observer_pb2.Node(name=name, state=relay_pb2.NodeState.Value(state))
+            if state == CONNECTED:
+                # Relay has figures only for the nodes it is connected to
+                node.version, node.uptime_ns = VERSION, uptime
+                node.tls.enabled = self.tls
+                if name in playlist.node_flows:
+                    seen = playlist.node_flows_before(name, played)
+                    node.num_flows = seen - playlist.node_flows_before(name, start)
+                    node.max_flows, node.seen_flows = len(playlist.node_flows[name]), seen
+            nodes.append(node)
         return observer_pb2.GetNodesResponse(nodes=nodes)
 
     async def get_namespaces(self, request, context) -> observer_pb2.GetNamespacesResponse:

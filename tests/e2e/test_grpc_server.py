@@ -73,7 +73,7 @@ async def test_invalid_requests_are_refused(tmp_path, lines):
     async with ReplayServer(playlist_of(lines, tmp_path), speed=None) as server:
         for request, words in (
                 (dict(first=True, follow=True, number=3), "first"),
-                (dict(whitelist=[flow_pb2.FlowFilter(http_header=[flow_pb2.HTTPHeader(key="x")])]), "http_header"),
+                (dict(whitelist=[flow_pb2.FlowFilter(experimental={"cel_expression": ["true"]})]), "CEL"),
                 (dict(whitelist=[flow_pb2.FlowFilter(source_ip=["not-an-ip"])]), "not-an-ip"),
                 (dict(field_mask={"paths": ["no_such_field"]}), "field mask")):
             with pytest.raises(grpc.aio.AioRpcError) as err:

@@ -11,13 +11,14 @@ from hubbletui.proto.flow import flow_pb2
 
 
 def flow(src_ns="database", src_pod="fdb-exporter-1", dst_ns="database", dst_pod="foundationdb-0", dport=4500,
-         verdict="DROPPED", src_ip="10.244.1.5", dst_ip="10.244.2.7", labels=("k8s:app=fdb-exporter",)):
+         verdict="DROPPED", src_ip="10.244.1.5", dst_ip="10.244.2.7", labels=("k8s:app=fdb-exporter",), event_type=True):
     return event_from_json({"flow": {
         "time": "2026-11-27T23:00:01Z", "verdict": verdict, "IP": {"source": src_ip, "destination": dst_ip},
         "l4": {"TCP": {"source_port": 40000, "destination_port": dport, "flags": {"SYN": True}}},
         "source": {"namespace": src_ns, "pod_name": src_pod, "labels": list(labels)},
         "destination": {"namespace": dst_ns, "pod_name": dst_pod, "labels": ["k8s:app=foundationdb"]},
-        "traffic_direction": "EGRESS", "drop_reason_desc": "POLICY_DENIED", "node_name": "demo/worker-1"}})
+        "traffic_direction": "EGRESS", "drop_reason_desc": "POLICY_DENIED", "node_name": "demo/worker-1",
+        **({"event_type": {"type": 1, "sub_type": 133}} if event_type else {})}})
 
 
 def matcher(**spec):
@@ -66,6 +67,11 @@ def test_drop_reason_direction_node_and_type():
     assert not matcher(type=("trace",))(flow())
 
 
+def test_a_drop_without_an_event_type_is_no_drop_event_as_in_hubble():
+    assert not matcher(type=("drop",))(flow(event_type=False))
+    assert matcher(verdict=("DROPPED",))(flow(event_type=False))
+
+
 @pytest.mark.parametrize("spec", [{"verdict": ("NOPE",)}, {"label": ("a=(",)}, {"port": ("http",)},
                                   {"type": ("bogus",)}, {"protocol": ("carrier-pigeon",)}])
 def test_bad_values_are_errors(spec):
@@ -73,6 +79,8 @@ def test_bad_values_are_errors(spec):
         compile_request(*build_filters(FilterSpec(**spec)))
 
 
-def test_unsupported_fields_are_refused_not_ignored():
-    with pytest.raises(FilterError, match="uuid"):
-        compile_request([flow_pb2.FlowFilter(uuid=["x"])])
+def test_cel_expressions_are_refused_not_ignored():
+    flt = flow_pb2.FlowFilter()
+    flt.experimental.cel_expression.append("_flow.verdict == Verdict.DROPPED")
+    with pytest.raises(FilterError, match="CEL expressions"):
+        compile_request([flt])
