@@ -7,6 +7,7 @@ word that is not an option must name a command (the TUI takes no arguments, so a
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
 
     A subcommand may return an ExitCode (e.g. `suggest` when there is nothing to fix).
     """
+    if sys.stdout is None:  # started with fd 1 closed (`>&-`): a file opened later would take its place
+        print("hubbletui: cannot write output: stdout is closed", file=sys.stderr)
+        return int(ExitCode.ERROR)
     try:
         result = cli.main(args=argv, prog_name="hubbletui", standalone_mode=False)
         code = int(result) if isinstance(result, int) else ExitCode.OK
@@ -115,15 +119,26 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except BrokenPipeError:
         code = ExitCode.OK
+    except OSError as exc:
+        if exc.errno not in _WRITE_FAILURES:
+            raise
+        # a full disk, a quota, a dead terminal: the output is incomplete, which the exit code must say
+        where = f" {exc.filename}" if exc.filename else " output"
+        print(f"hubbletui: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        code = ExitCode.ERROR
     _silence_stdout_if_broken()
     return int(code)
 
 
+_WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF})
+
+
 def _silence_stdout_if_broken() -> None:
-    # after a reader such as `head` closed the pipe, the interpreter's final flush would raise again
+    # after a reader such as `head` closed the pipe (or the disk filled), the interpreter's final flush would
+    # raise again and print a second complaint
     try:
         sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
+    except (OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
 

@@ -16,6 +16,7 @@ from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.errors import ExitCode
 from hubbletui.diagnose.diagnosis import diagnose
 from hubbletui.render.drops_text import render_markdown, render_text
+from hubbletui.untrusted import json_safe
 
 
 @click.command(cls=FilterOrderCommand, help="Explain every dropped flow of a recording (jsonpb lines, '-' for stdin) against the "
@@ -54,7 +55,7 @@ def explain(output, **kwargs) -> int:
                "disagreements": found.disagreements, "audited": sum(g.audited for g in groups)}
         if incomplete := incomplete_reasons(engine):
             doc["incomplete"] = incomplete
-        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(json_safe(orjson.dumps(doc, option=orjson.OPT_INDENT_2)) + b"\n")
     elif output == "md":
         click.echo(render_markdown(groups, state.source))
     else:

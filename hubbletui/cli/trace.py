@@ -16,6 +16,7 @@ from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.policy.ports import normalise_protocol
 from hubbletui.policy.result import summary_dict
 from hubbletui.render.trace_lines import render_trace
+from hubbletui.untrusted import json_safe
 
 
 def parse_dport(text: str, default_protocol: str = "TCP") -> tuple[int, str]:
@@ -73,7 +74,7 @@ def trace(src, dst, dport, batch, detail, output, **kwargs) -> int:
                                  f"({'; '.join(engine.incomplete.values())})") from None
         raise
     if output == "json":
-        sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(json_safe(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2)) + b"\n")
     else:
         click.echo(render_trace(result))
     return ExitCode.INCOMPLETE if report_incomplete(result.incomplete) else ExitCode.OK
@@ -107,7 +108,7 @@ def _run_batch(engine, path: str, output: str, detail: bool) -> int:
                 incomplete += [why for why in result.incomplete if why not in incomplete]
                 line = f"{result.src.id} -> {result.dst.id} {result.port_label}: {result.answer}"
             if output == "json":
-                out.write(orjson.dumps(record) + b"\n")
+                out.write(json_safe(orjson.dumps(record)) + b"\n")
             else:
                 out.write(line.encode("utf-8", "replace") + b"\n")
     finally:

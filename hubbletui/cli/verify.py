@@ -15,6 +15,7 @@ from hubbletui.cli.flags import split
 from hubbletui.cli.input_options import InputFlags, bundle_option, load_input
 from hubbletui.errors import ExitCode, HubbleTuiError
 from hubbletui.render.verify_report import verify_junit, verify_markdown, verify_text
+from hubbletui.untrusted import json_safe
 
 
 def _change_objects(paths: tuple[str, ...]) -> list[dict]:
@@ -102,7 +103,7 @@ def verify(changes, deletes, after, output, **kwargs) -> int:
         after_engine = build_engine(engine_flags, after_state)  # judged with the same Cilium and Istio settings
     result = run_verify(engine, read_events(loaded.flows), upserts, removed, loaded.timeline, after=after_engine)
     if output == "json":
-        sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(json_safe(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2)) + b"\n")
     elif output == "junit":
         sys.stdout.buffer.write(verify_junit(result))
     else:

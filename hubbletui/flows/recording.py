@@ -20,6 +20,7 @@ from hubbletui.errors import HubbleTuiError
 from hubbletui.flows.decode import DecodeError, event_from_line, raw_json, raw_message
 from hubbletui.flows.jsonpb import message_to_dict
 from hubbletui.flows.model import Event
+from hubbletui.untrusted import json_safe
 
 MAX_LINE_BYTES = 1 << 20  # a Hubble flow is a few KiB; a longer line is not one
 MAX_REPORTED_ERRORS = 20  # beyond this only the count is reported, so a wrong file does not flood stderr
@@ -161,9 +162,10 @@ def event_to_dict(event: Event) -> dict:
 
 
 def event_to_jsonpb(event: Event) -> bytes:
+    """One jsonpb line; controls and line separators in its strings written as escapes (the same JSON value)."""
     if type(event.raw) is bytes and event.raw[:1] == b"{":
-        return event.raw + b"\n"
-    return orjson.dumps(event_to_dict(event)) + b"\n"
+        return json_safe(event.raw) + b"\n"
+    return json_safe(orjson.dumps(event_to_dict(event))) + b"\n"
 
 
 def write_jsonpb(events: Iterable[Event], out: BinaryIO | TextIO, flush_each: bool = False) -> int:

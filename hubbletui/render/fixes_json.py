@@ -7,6 +7,7 @@ import orjson
 
 from hubbletui.render.fixes_yaml import objects_yaml
 from hubbletui.suggest.model import GroupFixes, Suggestion
+from hubbletui.untrusted import json_safe
 
 
 def candidate_dict(s: Suggestion) -> dict:
@@ -26,4 +27,4 @@ def fixes_document(groups: list[GroupFixes], fmt: str, other_drops: int = 0) -> 
 
 
 def render_json(groups: list[GroupFixes], fmt: str, other_drops: int = 0) -> bytes:
-    return orjson.dumps(fixes_document(groups, fmt, other_drops), option=orjson.OPT_INDENT_2) + b"\n"
+    return json_safe(orjson.dumps(fixes_document(groups, fmt, other_drops), option=orjson.OPT_INDENT_2)) + b"\n"
