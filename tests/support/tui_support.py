@@ -184,3 +184,14 @@ def snapshot_exporter() -> str:
 
 
 OLD_EXPORTER = snapshot_exporter()
+
+
+async def until(pilot, check, timeout: float = 20.0) -> None:
+    """Wait (letting the app run) until ``check()`` holds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout} s")
+        await pilot.pause(0.05)

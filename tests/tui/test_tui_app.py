@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from textual import events
 from textual.command import CommandPalette
 
@@ -26,15 +25,6 @@ from hubbletui.tui.widgets.status_bar import StatusBar
 from tui_support import EXPORTER, T0, PushSource, mkflow, prompt, settle, small_cluster, story_flows
 
 SIZE = (160, 40)
-
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def pod_ids(app) -> list[str]:

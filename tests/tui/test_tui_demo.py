@@ -8,7 +8,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
@@ -29,15 +28,6 @@ from tui_support import OLD_EXPORTER, prompt, settle
 SIZE = (160, 44)
 
 
-
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def flow_count() -> int:

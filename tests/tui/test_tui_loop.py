@@ -4,9 +4,7 @@ and the changes view lists each change with the drops it touched. Pilot drives i
 
 from __future__ import annotations
 
-import time
 
-import pytest
 
 from hubbletui import demo
 from hubbletui.cluster.bundle import load_bundle
@@ -16,20 +14,11 @@ from hubbletui.sources.recording_source import RecordingSource
 from hubbletui.tui.app import create_app
 from hubbletui.tui.screens.detail import DropDetailScreen
 from hubbletui.tui.widgets.live_table import LiveTable
-from tui_support import OLD_EXPORTER, settle
+from tui_support import OLD_EXPORTER, settle, until
 
 SIZE = (170, 44)
 T0_S = 1_795_820_400  # the recording's start, 23:00:00Z
 PROMETHEUS = "monitoring/prometheus-0"
-
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def replay_until(tmp_path, seconds: float):
@@ -49,14 +38,6 @@ def loop_app(tmp_path, recording):
                      timeline=bundle.timeline, clock=lambda: T0_S + 300.0, out_dir=tmp_path)
     app.animation_level = "none"
     return app
-
-
-async def until(pilot, check, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout} s")
-        await pilot.pause(0.1)
 
 
 def cell(app, table: str, row: str, column: str) -> str:

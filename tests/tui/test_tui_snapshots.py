@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import time
 
-import pytest
 
 from hubbletui.policy.engine import PolicyEngine
 from hubbletui.sources.fake import FakeSource
@@ -18,15 +17,6 @@ from tui_support import settle, small_cluster, story_flows
 
 SIZE = (150, 36)
 FROZEN = 1_795_820_460.0  # 2026-11-27T23:01:00Z
-
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def demo_like_app(with_cluster: bool):
